@@ -1,0 +1,58 @@
+"""Activation functions as forward/backward pairs of pure functions.
+
+Each ``*_backward(da, a)`` takes the gradient of the loss with respect to the
+activation's output ``a`` and the output itself, and returns a new array ``dz``,
+the gradient with respect to its input ``z`` (``docs/backprop.md#activations``).
+Rows are samples: ``softmax`` works on the last axis of an array of shape (N, K).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def linear(z: np.ndarray) -> np.ndarray:
+    """The identity: ``a = z``."""
+    return z
+
+
+def linear_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``dz = da``, returned as a copy so the caller's array is never shared."""
+    return da.copy()
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    """``a = max(z, 0)``."""
+    return np.maximum(z, 0)
+
+
+def relu_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``dz = da`` where the unit was active (``a > 0``), else 0 (also at ``z = 0``, as Keras)."""
+    return da * (a > 0)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """``a_k = exp(z_k) / sum_j exp(z_j)`` over the last axis, shifted by the max for stability."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """The softmax Jacobian-vector product: ``dz = a * (da - sum_k(da_k * a_k))``."""
+    return a * (da - (da * a).sum(axis=-1, keepdims=True))
+
+
+ACTIVATIONS = {
+    None: (linear, linear_backward),
+    "linear": (linear, linear_backward),
+    "relu": (relu, relu_backward),
+    "softmax": (softmax, softmax_backward),
+}
+
+
+def check_activation(name: str | None, layer: str) -> str | None:
+    """Return ``name`` if minicnn knows it, else raise a ValueError naming the layer."""
+    if name not in ACTIVATIONS:
+        known = ", ".join(repr(k) for k in ACTIVATIONS)
+        raise ValueError(f"{layer}: unknown activation {name!r}; expected one of {known}")
+    return name

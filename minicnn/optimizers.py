@@ -1,0 +1,125 @@
+"""Optimizers: they own the update rule and its state, and nothing else.
+
+``apply_gradients`` takes ``(name, param, grad)`` triples and updates each
+``param`` in place. State (Adam's moments, SGD's velocity) is keyed by the
+parameter's name (``"conv2d/kernel"``), created on first sight and kept across
+steps, so one optimizer serves a whole model and never resets between batches.
+All arithmetic stays in the parameters' dtype (float32 in training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+Triple = tuple[str, np.ndarray, np.ndarray]
+
+
+class Optimizer:
+    """Base class: counts steps and keeps per-parameter state."""
+
+    def __init__(self, learning_rate: float):
+        if not learning_rate > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0; got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
+        """Update every parameter in place from its gradient; one step."""
+        for name, param, grad in params_and_grads:
+            if grad.shape != param.shape:
+                raise ValueError(
+                    f"{type(self).__name__}: gradient of {name} has shape {grad.shape}; "
+                    f"expected {param.shape}"
+                )
+            self.update(name, param, grad)
+        self.iterations += 1
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Keras' rule.
+
+    ``velocity = momentum * velocity - lr * grad``; ``param += velocity``.
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0):
+        super().__init__(learning_rate)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1); got {momentum!r}")
+        self.momentum = float(momentum)
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        lr = param.dtype.type(self.learning_rate)
+        if self.momentum == 0.0:
+            param -= lr * grad
+            return
+        state = self.state.setdefault(name, {"velocity": np.zeros_like(param)})
+        velocity = state["velocity"]
+        velocity *= param.dtype.type(self.momentum)
+        velocity -= lr * grad
+        param += velocity
+
+    def get_config(self) -> dict:
+        return {"momentum": self.momentum, **super().get_config()}
+
+
+class Adam(Optimizer):
+    """Adam with Keras' update rule (``docs/backprop.md#adam``).
+
+    At step ``t`` (from 1), per parameter::
+
+        m = m + (1 - beta_1) * (grad - m)
+        v = v + (1 - beta_2) * (grad**2 - v)
+        alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        param -= alpha * m / (sqrt(v) + epsilon)
+
+    ``epsilon`` is the paper's "epsilon hat": it is added after the bias
+    correction has been folded into ``alpha``, as Keras and TensorFlow do.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Adam: {label} must be in [0, 1); got {beta!r}")
+        if not epsilon > 0:
+            raise ValueError(f"Adam: epsilon must be > 0; got {epsilon!r}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
+        t = self.iterations + 1
+        self._alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        super().apply_gradients(params_and_grads)
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        f = param.dtype.type
+        state = self.state.setdefault(name, {"m": np.zeros_like(param), "v": np.zeros_like(param)})
+        m, v = state["m"], state["v"]
+        m += (grad - m) * f(1 - self.beta_1)
+        v += (grad * grad - v) * f(1 - self.beta_2)
+        param -= f(self._alpha) * m / (np.sqrt(v) + f(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                **super().get_config()}
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def get(optimizer: str | Optimizer) -> Optimizer:
+    """An optimizer instance from a name (``"adam"``, ``"sgd"``) or an instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer; got {optimizer!r}")
