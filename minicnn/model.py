@@ -109,7 +109,7 @@ class Sequential:
         slots = [(layer, key) for layer in self.layers for key in layer.params]
         if len(weights) != len(slots):
             raise ValueError(f"set_weights: the model has {len(slots)} weight arrays; got {len(weights)}")
-        for (layer, key), value in zip(slots, weights):
+        for (layer, key), value in zip(slots, weights, strict=True):
             value = np.asarray(value)
             expected = layer.params[key]
             if value.shape != expected.shape:
@@ -174,13 +174,15 @@ class Sequential:
             x = layer.forward(x, training)
         return last.forward_linear(x, training)
 
-    def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def compute_loss_and_gradients(self, x: np.ndarray,
+                                   y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """One forward and backward pass in training mode; fills every layer's ``grads``.
 
         x: (N, *input_shape), y: one-hot (N, K). The last layer's softmax is
         fused with the loss: the loss is computed from its logits ``z`` and
         ``dz = (p - y) / N`` enters its linear part directly. Returns
-        ``(loss, z)``, the logits of shape (N, K).
+        ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
+        of the loss with respect to ``x``.
         """
         *body, last = self.layers
         z = self.logits(x, training=True)
@@ -188,7 +190,7 @@ class Sequential:
         dout = last.backward_linear(dz)
         for layer in reversed(body):
             dout = layer.backward(dout)
-        return loss, z
+        return loss, z, dout
 
     def parameters_and_gradients(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for every parameter, names like ``"conv2d/kernel"``."""
@@ -224,7 +226,7 @@ class Sequential:
         return self._train_step(x, y)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        loss, z = self.compute_loss_and_gradients(x, y)
+        loss, z, _ = self.compute_loss_and_gradients(x, y)
         self.optimizer.apply_gradients(self.parameters_and_gradients())
         return loss, _accuracy(z, y)
 
@@ -306,7 +308,6 @@ class Sequential:
 
     def predict(self, x: np.ndarray, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """The model's outputs (softmax probabilities), computed in batches: shape (N, K)."""
-        self._require_built("predict")
         x = self._check_x(x, "predict")
         _check_positive_int(batch_size, "predict: batch_size")
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
