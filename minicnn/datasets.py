@@ -109,7 +109,7 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
             f"{path}: {problem}: shape {shape} of {dtype.name} needs {expected} data bytes, "
             f"the file has {got}"
         )
-    return np.frombuffer(data, dtype, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def load_idx_dataset(
@@ -257,17 +257,16 @@ def _download_mnist(names: list[str], directory: Path) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     for name in names:
-        errors = []
         for mirror in MNIST_MIRRORS:
             try:
                 _download_verified(f"{mirror}{name}.gz", directory / f"{name}.gz")
                 break
             except (OSError, http.client.HTTPException, DatasetError) as exc:
-                errors.append(f"{mirror}{name}.gz: {exc}")
+                last_error = f"{mirror}{name}.gz: {exc}"
         else:
             raise DatasetError(
                 f"MNIST files missing from {directory}: {', '.join(_missing_files(directory))}; "
-                f"downloading them failed (last error: {errors[-1]}). {_where_to_put(directory)}"
+                f"downloading them failed (last error: {last_error}). {_where_to_put(directory)}"
             )
 
 

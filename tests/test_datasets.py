@@ -291,7 +291,7 @@ def test_download_falls_back_to_next_mirror(monkeypatch, arrays, cache):
 
 
 def test_failed_download_leaves_no_partial_file(monkeypatch, arrays, cache):
-    serve(monkeypatch, gz_files(arrays), fail_after=20)
+    serve(monkeypatch, gz_files(arrays), down=[MNIST_MIRRORS[0]], fail_after=20)
     with pytest.raises(DatasetError) as info:
         load_mnist()
     message = str(info.value)
