@@ -28,6 +28,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from minicnn._files import atomic_write
+
 Split = tuple[np.ndarray, np.ndarray]
 
 
@@ -271,22 +273,10 @@ def _download_mnist(names: list[str], directory: Path) -> None:
 
 
 def _download_verified(url: str, dest: Path) -> None:
-    """Save ``url`` as ``dest`` only once complete and verified, so no half file is ever left.
-
-    The bytes go to a temporary file next to ``dest`` (same file system, so ``os.replace``
-    is atomic), which is deleted whatever goes wrong.
-    """
-    import tempfile
-
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            fetch(url, out, desc=dest.name)
-        _check_sha256(tmp, _read_content(tmp), MNIST_SHA256[_idx_name(dest)])
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Save ``url`` as ``dest`` only once complete and verified, so no half file is ever left."""
+    expected = MNIST_SHA256[_idx_name(dest)]
+    atomic_write(dest, lambda out: fetch(url, out, desc=dest.name),
+                 verify=lambda tmp: _check_sha256(tmp, _read_content(tmp), expected))
 
 
 def fetch(url: str, out: BinaryIO, *, desc: str = "") -> None:

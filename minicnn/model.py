@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from minicnn import optimizers
+from minicnn._files import atomic_write
 from minicnn.layers import LAYER_CLASSES, Input, Layer
 from minicnn.losses import LOSSES, softmax_cross_entropy, to_categorical
 from minicnn.seeding import make_rng
@@ -339,7 +339,7 @@ class Sequential:
         arrays = {f"{layer.name}/{key}": value
                   for layer in self.layers for key, value in layer.params.items()}
         arrays["__config__"] = np.array(json.dumps(self.get_config()))
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     # ------------------------------------------------------------------ checks
 
@@ -400,19 +400,6 @@ def load_model(path: str | os.PathLike) -> Sequential:
                                      f"{stored.shape}; the architecture needs {expected.shape}")
                 layer.params[key] = stored.astype(expected.dtype)
     return model
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
