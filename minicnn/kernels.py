@@ -275,3 +275,204 @@ def maxpool_backward(
     """:func:`maxpool_backward_reference` or :func:`maxpool_backward_numba`, by the chosen backend."""
     impl = maxpool_backward_numba if _backend == "numba" else maxpool_backward_reference
     return impl(dout, argmax, x_shape, pool, stride)
+
+
+# --------------------------------------------------------------------------- fused bias, ReLU and dropout
+# Used by minicnn.fused after max-pooling the raw convolution output: one pass instead of three.
+
+
+def bias_relu_dropout_reference(pooled: np.ndarray, b: np.ndarray,
+                                mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = relu(pooled + b)`` and ``out = a * mask``, both of the shape of ``pooled`` (..., F)."""
+    a = np.maximum(pooled + b, 0)
+    return a * mask, a
+
+
+@njit(parallel=True, cache=True)
+def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - compiled
+    rows, f = pooled.shape
+    for r in prange(rows):
+        for c in range(f):
+            v = pooled[r, c] + b[c]
+            v = v if v > 0 else 0.0
+            a[r, c] = v
+            out[r, c] = v * mask[r, c]
+
+
+def bias_relu_dropout_numba(pooled: np.ndarray, b: np.ndarray,
+                            mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numba version of :func:`bias_relu_dropout_reference`."""
+    f = pooled.shape[-1]
+    out, a = np.empty_like(pooled), np.empty_like(pooled)
+    _bias_relu_dropout_kernel(pooled.reshape(-1, f), b, mask.reshape(-1, f),
+                              out.reshape(-1, f), a.reshape(-1, f))
+    return out, a
+
+
+def relu_dropout_backward_reference(dout: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``d = dout * mask`` where ``a > 0``, else 0: dropout's then ReLU's backward, any shape."""
+    return dout * mask * (a > 0)
+
+
+@njit(parallel=True, cache=True)
+def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
+    for i in prange(dout.shape[0]):
+        d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
+
+
+def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Numba version of :func:`relu_dropout_backward_reference`."""
+    d = np.empty_like(dout)
+    _relu_dropout_backward_kernel(dout.reshape(-1), a.reshape(-1), mask.reshape(-1), d.reshape(-1))
+    return d
+
+
+# --------------------------------------------------------------------------- convolution + max-pooling
+# The fused Conv2D -> MaxPooling2D step (minicnn.fused) works on the convolution *without* its
+# bias, ``xw``, pooled: ``pooled, argmax = maxpool(xw)``. ``W`` is the Keras kernel (KH, KW, C, F).
+
+
+def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> tuple[int, int]:
+    top, bottom, left, right = pads
+    return (conv_output_size(x_shape[1], W_shape[0], stride, top, bottom),
+            conv_output_size(x_shape[2], W_shape[1], stride, left, right))
+
+
+def conv_pool_forward_reference(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
+                                pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``maxpool(im2col(x) @ W)``: the pooled convolution without bias, and the pool's argmax.
+
+    x: (N, H, W, C). Returns ``(pooled, argmax)`` of shape (N, PH, PW, F).
+    """
+    kh, kw, c, f = W.shape
+    oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
+    cols = im2col_reference(x, kh, kw, stride, pads)
+    xw = (cols.reshape(-1, kh * kw * c) @ W.reshape(-1, f)).reshape(x.shape[0], oh, ow, f)
+    return maxpool_forward_reference(xw, pool, pool_stride)
+
+
+@njit(parallel=True, cache=True)
+def _conv_pool_direct_kernel(x, W, stride, top, left, pool, pool_stride,
+                             out, argmax):  # pragma: no cover - compiled
+    n_total, ph, pw, f_total = out.shape
+    _, h, w, c = x.shape
+    kh, kw = W.shape[0], W.shape[1]
+    for n in prange(n_total):
+        acc = np.empty(f_total, dtype=out.dtype)
+        for pi in range(ph):
+            for pj in range(pw):
+                for ai in range(pool):
+                    for aj in range(pool):
+                        i, j = pi * pool_stride + ai, pj * pool_stride + aj
+                        acc[:] = 0.0
+                        for di in range(kh):
+                            r = i * stride + di - top
+                            if r < 0 or r >= h:
+                                continue
+                            for dj in range(kw):
+                                s = j * stride + dj - left
+                                if s < 0 or s >= w:
+                                    continue
+                                for ch in range(c):
+                                    v = x[n, r, s, ch]
+                                    for f in range(f_total):
+                                        acc[f] += v * W[di, dj, ch, f]
+                        k = ai * pool + aj
+                        for f in range(f_total):
+                            if k == 0 or acc[f] > out[n, pi, pj, f]:
+                                out[n, pi, pj, f] = acc[f]
+                                argmax[n, pi, pj, f] = k
+
+
+def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
+                            pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numba version of :func:`conv_pool_forward_reference` as a direct convolution.
+
+    No im2col matrix and no unpooled output are ever stored; this pays off when a
+    window holds few values (``KH*KW*C`` small, as in a first layer on grey images).
+    """
+    oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
+    ph = conv_output_size(oh, pool, pool_stride, 0, 0)
+    pw = conv_output_size(ow, pool, pool_stride, 0, 0)
+    out = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.uint8)
+    _conv_pool_direct_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W), stride, pads[0], pads[2],
+                             pool, pool_stride, out, argmax)
+    return out, argmax
+
+
+def pooled_conv_backward_reference(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
+                                   stride: int, pads: tuple, pool: int, pool_stride: int,
+                                   input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gradients of the pooled convolution: ``(dW, dx)`` from ``d`` = dL/dpooled.
+
+    d, argmax: (N, PH, PW, F); x: (N, H, W, C). ``dz = maxpool_backward(d)``,
+    then ``dW = cols.T @ dz`` and ``dx = col2im(dz @ W.T)`` (None unless ``input_gradient``).
+    """
+    kh, kw, c, f = W.shape
+    oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
+    dz = maxpool_backward_reference(d, argmax, (x.shape[0], oh, ow, f), pool, pool_stride).reshape(-1, f)
+    cols = im2col_reference(x, kh, kw, stride, pads)
+    dW = (cols.reshape(dz.shape[0], -1).T @ dz).reshape(W.shape)
+    if not input_gradient:
+        return dW, None
+    dx = col2im_reference((dz @ W.reshape(-1, f).T).reshape(cols.shape), x.shape, stride, pads)
+    return dW, dx
+
+
+@njit(parallel=True, cache=True)
+def _pooled_conv_backward_kernel(d, argmax, xp, Wt, stride, pool, pool_stride,
+                                 dWt_parts, dxp, input_gradient):  # pragma: no cover - compiled
+    n_total, ph, pw, f_total = d.shape
+    c = xp.shape[3]
+    kh, kw = Wt.shape[1], Wt.shape[2]
+    chunks = dWt_parts.shape[0]
+    per_chunk = (n_total + chunks - 1) // chunks
+    for t in prange(chunks):
+        dWt = dWt_parts[t]
+        dWt[:] = 0.0
+        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+            if input_gradient:
+                dxp[n] = 0.0
+            for pi in range(ph):
+                for pj in range(pw):
+                    for f in range(f_total):
+                        g = d[n, pi, pj, f]
+                        k = argmax[n, pi, pj, f]
+                        r0 = (pi * pool_stride + k // pool) * stride
+                        s0 = (pj * pool_stride + k % pool) * stride
+                        for di in range(kh):
+                            for dj in range(kw):
+                                for ch in range(c):
+                                    dWt[f, di, dj, ch] += g * xp[n, r0 + di, s0 + dj, ch]
+                        if input_gradient:
+                            for di in range(kh):
+                                for dj in range(kw):
+                                    for ch in range(c):
+                                        dxp[n, r0 + di, s0 + dj, ch] += g * Wt[f, di, dj, ch]
+
+
+def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
+                               stride: int, pads: tuple, pool: int, pool_stride: int,
+                               input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Numba version of :func:`pooled_conv_backward_reference`.
+
+    Only the window maxima carry gradient, so it loops over the pooled
+    entries (a quarter of the convolution's outputs for 2x2 pools) instead of
+    multiplying mostly-zero matrices. It does not skip zeros: the branch
+    costs more than the arithmetic it saves. The batch is split into a fixed number
+    of chunks, each with its own partial ``dW`` (summed at the end), so the
+    result does not depend on how many threads run.
+    """
+    top, bottom, left, right = pads
+    chunks = min(len(x), 16)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
+    dWt_parts = np.empty((chunks, *Wt.shape), dtype=W.dtype)
+    dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+    _pooled_conv_backward_kernel(np.ascontiguousarray(d), argmax, xp, Wt, stride, pool, pool_stride,
+                                 dWt_parts, dxp, input_gradient)
+    dW = dWt_parts.sum(axis=0).transpose(1, 2, 3, 0).copy()
+    if not input_gradient:
+        return dW, None
+    return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()

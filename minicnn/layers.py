@@ -236,26 +236,42 @@ class Conv2D(_Activated):
 
     def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._check_input(x)
-        (kh, kw), s = self.kernel_size, self.strides
-        W, b = self.params["kernel"], self.params["bias"]
-        n, h, w, _ = x.shape
-        cols = kernels.im2col(x, kh, kw, s, self._pads(h, w))
-        z = cols.reshape(-1, W[..., 0].size) @ W.reshape(-1, self.filters) + b
-        z = z.reshape(n, *self.output_shape)
+        cols, xw = self.correlate(x)
+        z = xw + self.params["bias"]
         if training:
             self._remember(z.shape, cols=cols, x_shape=x.shape)
         return z
 
+    def correlate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``cols = im2col(x)`` and ``xw = cols @ W``, the convolution without its bias.
+
+        x: (N, H, W, C). Returns cols of shape (N, OH, OW, KH, KW, C) and xw of shape (N, OH, OW, F).
+        """
+        (kh, kw), s = self.kernel_size, self.strides
+        W = self.params["kernel"]
+        cols = kernels.im2col(x, kh, kw, s, self._pads(*x.shape[1:3]))
+        xw = cols.reshape(-1, W[..., 0].size) @ W.reshape(-1, self.filters)
+        return cols, xw.reshape(x.shape[0], *self.output_shape)
+
     def backward_linear(self, dz: np.ndarray) -> np.ndarray:
         self._check_grad(dz)
+        return self.backward_from_cols(dz, self._cache["cols"], self._cache["x_shape"])
+
+    def backward_from_cols(self, dz: np.ndarray, cols: np.ndarray, x_shape: tuple,
+                           input_gradient: bool = True) -> np.ndarray | None:
+        """Fill ``grads`` from ``dz`` (N, OH, OW, F) and return ``dx`` (or None if not wanted).
+
+        ``dW = cols.T @ dz``, ``db = sum(dz)``, ``dx = col2im(dz @ W.T)``.
+        """
         W = self.params["kernel"]
-        cols, x_shape = self._cache["cols"], self._cache["x_shape"]
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
         self.grads = {
             "kernel": (cols_rows.T @ dz_rows).reshape(W.shape),
             "bias": dz_rows.sum(axis=0),
         }
+        if not input_gradient:
+            return None
         dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
         return kernels.col2im(dcols, x_shape, self.strides, self._pads(*x_shape[1:3]))
 
@@ -332,10 +348,14 @@ class Dropout(Layer):
         self._check_input(x)
         if not training:
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        mask = self.draw_mask(x.shape, x.dtype)
         self._remember(x.shape, mask=mask)
         return x * mask
+
+    def draw_mask(self, shape: tuple, dtype) -> np.ndarray:
+        """A fresh mask: ``1 / (1 - rate)`` where a value is kept, 0 where it is dropped."""
+        keep = self.rng.random(shape, dtype=np.float32) >= self.rate
+        return keep * np.dtype(dtype).type(1.0 / (1.0 - self.rate))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         self._check_grad(dout)

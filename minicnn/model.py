@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from minicnn import optimizers
+from minicnn import fused, kernels, optimizers
 from minicnn._files import atomic_write
 from minicnn.layers import LAYER_CLASSES, Input, Layer
 from minicnn.losses import LOSSES, softmax_cross_entropy, to_categorical
@@ -155,10 +155,17 @@ class Sequential:
 
     # ------------------------------------------------------------------ forward and backward
 
+    def steps(self, input_gradient: bool = True) -> list:
+        """The layers as executed: with the Numba kernels, runs that ``minicnn.fused`` knows
+        (Conv2D -> MaxPooling2D -> Dropout) become one fused step with the same results."""
+        if kernels.get_backend() == "numba":
+            return fused.plan(self.layers, input_gradient)
+        return list(self.layers)
+
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The model's output for a batch ``x`` of shape (N, *input_shape)."""
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for step in self.steps():
+            x = step.forward(x, training)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -169,27 +176,32 @@ class Sequential:
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The last layer's pre-softmax values ``z`` for a batch ``x``: shape (N, K)."""
-        *body, last = self.layers
-        for layer in body:
-            x = layer.forward(x, training)
+        return self._logits(self.steps(), x, training)
+
+    def _logits(self, steps: list, x: np.ndarray, training: bool) -> np.ndarray:
+        *body, last = steps
+        for step in body:
+            x = step.forward(x, training)
         return last.forward_linear(x, training)
 
-    def compute_loss_and_gradients(self, x: np.ndarray,
-                                   y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray, input_gradient: bool = True
+                                   ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One forward and backward pass in training mode; fills every layer's ``grads``.
 
         x: (N, *input_shape), y: one-hot (N, K). The last layer's softmax is
         fused with the loss: the loss is computed from its logits ``z`` and
         ``dz = (p - y) / N`` enters its linear part directly. Returns
         ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
-        of the loss with respect to ``x``.
+        of the loss with respect to ``x`` (None if ``input_gradient=False``,
+        which lets training skip work nobody uses).
         """
-        *body, last = self.layers
-        z = self.logits(x, training=True)
+        steps = self.steps(input_gradient)
+        z = self._logits(steps, x, training=True)
         loss, dz = softmax_cross_entropy(z, y)
+        *body, last = steps
         dout = last.backward_linear(dz)
-        for layer in reversed(body):
-            dout = layer.backward(dout)
+        for step in reversed(body):
+            dout = step.backward(dout)
         return loss, z, dout
 
     def parameters_and_gradients(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -226,7 +238,7 @@ class Sequential:
         return self._train_step(x, y)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        loss, z, _ = self.compute_loss_and_gradients(x, y)
+        loss, z, _ = self.compute_loss_and_gradients(x, y, input_gradient=False)
         self.optimizer.apply_gradients(self.parameters_and_gradients())
         return loss, _accuracy(z, y)
 
