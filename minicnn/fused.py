@@ -29,7 +29,6 @@ from minicnn import kernels
 from minicnn.activations import relu, relu_backward
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 
-
 DIRECT_MAX_WINDOW = 32
 """Windows of at most this many values (KH*KW*C) are convolved directly; larger ones by im2col + BLAS."""
 
