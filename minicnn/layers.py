@@ -328,7 +328,7 @@ class Dropout(Layer):
     In training each value is kept with probability ``1 - rate`` and scaled by
     ``1 / (1 - rate)``, so the expected output equals the input and inference
     is the identity, with no rescaling. The mask is drawn from the layer's own
-    generator (seeded by ``seed``).
+    generator (seeded by ``seed``), with ``rate`` exact to 1/65536.
     """
 
     default_name = "dropout"
@@ -353,8 +353,15 @@ class Dropout(Layer):
         return x * mask
 
     def draw_mask(self, shape: tuple, dtype) -> np.ndarray:
-        """A fresh mask: ``1 / (1 - rate)`` where a value is kept, 0 where it is dropped."""
-        keep = self.rng.random(shape, dtype=np.float32) >= self.rate
+        """A fresh mask: ``1 / (1 - rate)`` where a value is kept, 0 where it is dropped.
+
+        Drawn from random 16-bit integers (a value is dropped when its integer
+        is below ``round(rate * 65536)``), which is several times faster than
+        float uniforms; the rate is exact to 1/65536 (0.25 and 0.5 exactly).
+        """
+        size = int(np.prod(shape))
+        draws = np.frombuffer(self.rng.bytes(2 * size), dtype=np.uint16).reshape(shape)
+        keep = draws >= round(self.rate * 65536)
         return keep * np.dtype(dtype).type(1.0 / (1.0 - self.rate))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
