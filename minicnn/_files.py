@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
@@ -29,3 +30,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` (plain dicts, lists, numbers, strings) as indented UTF-8 JSON, atomically."""
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode()))

@@ -1,0 +1,82 @@
+"""``results.json``: one run of the k-fold protocol, in a schema any framework can fill.
+
+minicnn's ``examples/mnist_kfold.py`` and the Keras baseline in ``benchmarks/``
+both write it with :func:`build_results`, so their files compare key for key::
+
+    {"framework": "minicnn", "dataset": "mnist", "date": "2025-01-31T12:00:00+00:00",
+     "machine": {"cpu": ..., "cores": ..., "platform": ...},
+     "versions": {"python": ..., "numpy": ..., <framework's own>: ...},
+     "config": {"folds": 5, "epochs": 10, "batch_size": 128, "seed": 0, "limit": null, ...},
+     "folds": [FoldResult.to_dict(), ...],
+     "mean": {"loss": ..., "accuracy": ..., "loss_std": ..., "accuracy_std": ...},
+     "test": HoldoutResult.to_dict(),
+     "total_seconds": ...}
+
+Accuracies are fractions in [0, 1]; standard deviations are over folds (population).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minicnn._files import atomic_write_json
+from minicnn.training import CrossValidationResult, HoldoutResult
+
+CONFIG_KEYS = ("folds", "epochs", "batch_size", "seed", "limit")
+"""The settings every results file records, so runs of different frameworks can be matched."""
+
+
+def build_results(*, framework: str, dataset: str, versions: Mapping[str, str], config: Mapping[str, Any],
+                  cv: CrossValidationResult, test: HoldoutResult, total_seconds: float) -> dict[str, Any]:
+    """The results dict for one run, dated now (UTC) and stamped with this machine.
+
+    ``versions`` names the framework's own packages (``{"minicnn": ...}`` or
+    ``{"tensorflow": ..., "keras": ...}``); Python's and NumPy's are added.
+    ``config`` must hold at least :data:`CONFIG_KEYS` (``limit`` None for the full data).
+    """
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise ValueError(f"build_results: config lacks {', '.join(missing)}; "
+                         f"it must hold {', '.join(CONFIG_KEYS)}")
+    return {
+        "framework": framework,
+        "dataset": dataset,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, **versions},
+        "config": dict(config),
+        "folds": [fold.to_dict() for fold in cv.folds],
+        "mean": {"loss": cv.mean_loss, "accuracy": cv.mean_accuracy,
+                 "loss_std": cv.std_loss, "accuracy_std": cv.std_accuracy},
+        "test": test.to_dict(),
+        "total_seconds": total_seconds,
+    }
+
+
+def write_results(path: str | os.PathLike, results: Mapping[str, Any]) -> None:
+    """Write ``results`` to ``path`` as indented JSON, atomically."""
+    atomic_write_json(path, dict(results))
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU's name, the number of logical cores and the OS platform string."""
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The "model name" line of ``cpuinfo`` (Linux), else ``platform.processor()``, else "unknown"."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
