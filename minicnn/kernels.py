@@ -421,11 +421,12 @@ def pooled_conv_backward_reference(d: np.ndarray, argmax: np.ndarray, x: np.ndar
 
 
 @njit(parallel=True, cache=True)
-def _pooled_conv_backward_kernel(d, argmax, xp, Wt, stride, pool, pool_stride,
-                                 dWt_parts, dxp, input_gradient):  # pragma: no cover - compiled
+def _pooled_conv_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, pool_stride,
+                                 dWt_parts, dxp_rows, input_gradient):  # pragma: no cover - compiled
+    # Rows are flattened over (column, channel), so one kernel row of a window is one
+    # contiguous run of KW*C values: xp_rows (N, HP, WP*C), Wt_rows (F, KH, KW*C).
     n_total, ph, pw, f_total = d.shape
-    c = xp.shape[3]
-    kh, kw = Wt.shape[1], Wt.shape[2]
+    kh, run = Wt_rows.shape[1], Wt_rows.shape[2]
     chunks = dWt_parts.shape[0]
     per_chunk = (n_total + chunks - 1) // chunks
     for t in prange(chunks):
@@ -433,23 +434,25 @@ def _pooled_conv_backward_kernel(d, argmax, xp, Wt, stride, pool, pool_stride,
         dWt[:] = 0.0
         for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
             if input_gradient:
-                dxp[n] = 0.0
+                dxp_rows[n] = 0.0
             for pi in range(ph):
                 for pj in range(pw):
                     for f in range(f_total):
                         g = d[n, pi, pj, f]
                         k = argmax[n, pi, pj, f]
                         r0 = (pi * pool_stride + k // pool) * stride
-                        s0 = (pj * pool_stride + k % pool) * stride
+                        q0 = (pj * pool_stride + k % pool) * stride * c
                         for di in range(kh):
-                            for dj in range(kw):
-                                for ch in range(c):
-                                    dWt[f, di, dj, ch] += g * xp[n, r0 + di, s0 + dj, ch]
+                            x_run = xp_rows[n, r0 + di, q0:q0 + run]
+                            dW_run = dWt[f, di]
+                            for q in range(run):
+                                dW_run[q] += g * x_run[q]
                         if input_gradient:
                             for di in range(kh):
-                                for dj in range(kw):
-                                    for ch in range(c):
-                                        dxp[n, r0 + di, s0 + dj, ch] += g * Wt[f, di, dj, ch]
+                                dx_run = dxp_rows[n, r0 + di, q0:q0 + run]
+                                W_run = Wt_rows[f, di]
+                                for q in range(run):
+                                    dx_run[q] += g * W_run[q]
 
 
 def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
@@ -465,14 +468,17 @@ def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray,
     result does not depend on how many threads run.
     """
     top, bottom, left, right = pads
-    chunks = min(len(x), 16)
+    n, _, _, c = x.shape
+    kh, kw, _, f = W.shape
+    chunks = min(n, 16)
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
-    dWt_parts = np.empty((chunks, *Wt.shape), dtype=W.dtype)
+    dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)
     dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    _pooled_conv_backward_kernel(np.ascontiguousarray(d), argmax, xp, Wt, stride, pool, pool_stride,
-                                 dWt_parts, dxp, input_gradient)
-    dW = dWt_parts.sum(axis=0).transpose(1, 2, 3, 0).copy()
+    _pooled_conv_backward_kernel(np.ascontiguousarray(d), argmax, xp.reshape(n, xp.shape[1], -1),
+                                 Wt.reshape(f, kh, -1), c, stride, pool, pool_stride, dWt_parts,
+                                 dxp.reshape(dxp.shape[0], dxp.shape[1], -1), input_gradient)
+    dW = dWt_parts.sum(axis=0).reshape(f, kh, kw, c).transpose(1, 2, 3, 0).copy()
     if not input_gradient:
         return dW, None
     return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()
