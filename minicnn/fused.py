@@ -29,10 +29,6 @@ from minicnn import kernels
 from minicnn.activations import relu, relu_backward
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 
-DIRECT_MAX_WINDOW = 32
-"""Windows of at most this many values (KH*KW*C) are convolved directly; larger ones by im2col + BLAS."""
-
-
 class ConvPoolBlock:
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
@@ -55,7 +51,7 @@ class ConvPoolBlock:
         conv._check_input(x)
         W, b = conv.params["kernel"], conv.params["bias"]
         geometry = (conv.strides, conv._pads(*x.shape[1:3]), pool.pool_size, pool.strides)
-        if W[..., 0].size <= DIRECT_MAX_WINDOW:
+        if W[..., 0].size <= kernels.DIRECT_MAX_WINDOW:  # direct; larger windows by im2col + BLAS
             pooled, argmax = kernels.conv_pool_forward_numba(x, W, *geometry)
         else:
             _, xw = conv.correlate(x)

@@ -328,6 +328,9 @@ def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarra
 
 
 # --------------------------------------------------------------------------- convolution + max-pooling
+
+DIRECT_MAX_WINDOW = 32
+"""Windows of at most this many values (KH*KW*C) take the kernels specialised for small windows."""
 # The fused Conv2D -> MaxPooling2D step (minicnn.fused) works on the convolution *without* its
 # bias, ``xw``, pooled: ``pooled, argmax = maxpool(xw)``. ``W`` is the Keras kernel (KH, KW, C, F).
 
@@ -455,6 +458,46 @@ def _pooled_conv_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, p
                                     dx_run[q] += g * W_run[q]
 
 
+@njit(parallel=True, cache=True)
+def _pooled_conv_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride,
+                                       dW_parts, dxp, input_gradient):  # pragma: no cover - compiled
+    # For small windows: per pooled position, the gradients are sorted by window offset into
+    # g_by_offset (POOL*POOL, F), and every update runs over the F filters, contiguous in W.
+    n_total, ph, pw, f_total = d.shape
+    kh, kw, c = W.shape[0], W.shape[1], W.shape[2]
+    chunks = dW_parts.shape[0]
+    per_chunk = (n_total + chunks - 1) // chunks
+    for t in prange(chunks):
+        dW = dW_parts[t]
+        dW[:] = 0.0
+        g_by_offset = np.empty((pool * pool, f_total), dtype=d.dtype)
+        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+            if input_gradient:
+                dxp[n] = 0.0
+            for pi in range(ph):
+                for pj in range(pw):
+                    g_by_offset[:] = 0.0
+                    for f in range(f_total):
+                        g_by_offset[argmax[n, pi, pj, f], f] = d[n, pi, pj, f]
+                    for k in range(pool * pool):
+                        g = g_by_offset[k]
+                        r0 = (pi * pool_stride + k // pool) * stride
+                        s0 = (pj * pool_stride + k % pool) * stride
+                        for di in range(kh):
+                            for dj in range(kw):
+                                for ch in range(c):
+                                    xv = xp[n, r0 + di, s0 + dj, ch]
+                                    dW_row = dW[di, dj, ch]
+                                    for f in range(f_total):
+                                        dW_row[f] += g[f] * xv
+                                    if input_gradient:
+                                        W_row = W[di, dj, ch]
+                                        total = 0.0
+                                        for f in range(f_total):
+                                            total += g[f] * W_row[f]
+                                        dxp[n, r0 + di, s0 + dj, ch] += total
+
+
 def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
                                stride: int, pads: tuple, pool: int, pool_stride: int,
                                input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -465,13 +508,23 @@ def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray,
     multiplying mostly-zero matrices. It does not skip zeros: the branch
     costs more than the arithmetic it saves. The batch is split into a fixed number
     of chunks, each with its own partial ``dW`` (summed at the end), so the
-    result does not depend on how many threads run.
+    result does not depend on how many threads run. Small windows
+    (``KH*KW*C <= DIRECT_MAX_WINDOW``) loop over the filters innermost instead.
     """
     top, bottom, left, right = pads
     n, _, _, c = x.shape
     kh, kw, _, f = W.shape
     chunks = min(n, 16)
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    if kh * kw * c <= DIRECT_MAX_WINDOW:
+        dW_parts = np.empty((chunks, *W.shape), dtype=W.dtype)
+        dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+        _pooled_conv_backward_small_kernel(np.ascontiguousarray(d), argmax, xp, np.ascontiguousarray(W),
+                                           stride, pool, pool_stride, dW_parts, dxp, input_gradient)
+        dW = dW_parts.sum(axis=0)
+        if not input_gradient:
+            return dW, None
+        return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()
     Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
     dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)
     dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)

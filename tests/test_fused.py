@@ -65,6 +65,18 @@ def test_pooled_conv_backward_matches_reference(case, input_gradient):
         assert dx is None and dx_ref is None
 
 
+@pytest.mark.parametrize("channels", [1, 3, 8])  # windows of 9 and 27 (small-window kernel), 72 values
+def test_both_pooled_conv_backward_kernels_match_reference(channels):
+    assert (9 * channels <= kernels.DIRECT_MAX_WINDOW) == (channels < 8)
+    made = make_case((3, 9, 8, channels, 5, 3, 1, True, 2, 2))
+    _, argmax = kernels.conv_pool_forward_reference(*made)
+    d = np.random.default_rng(3).standard_normal(argmax.shape)
+    dW_ref, dx_ref = kernels.pooled_conv_backward_reference(d, argmax, *made)
+    dW, dx = kernels.pooled_conv_backward_numba(d, argmax, *made)
+    np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_elementwise_kernels_match_reference(dtype):
     rng = np.random.default_rng(0)
