@@ -29,6 +29,7 @@ from minicnn import kernels
 from minicnn.activations import relu, relu_backward
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 
+
 class ConvPoolBlock:
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
