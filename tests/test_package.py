@@ -1,0 +1,35 @@
+"""Importing minicnn is light, and its thread settings are defaults a user can override."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run_python(code: str, **env: str) -> str:
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
+    environment.update(env)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=environment)
+    return done.stdout.strip()
+
+
+def test_import_loads_no_heavy_optional_module():
+    """scikit-learn, matplotlib and tqdm are imported where used, so `import minicnn` stays fast."""
+    loaded = run_python("import sys, json, minicnn; print(json.dumps(sorted(m for m in "
+                        "('sklearn', 'matplotlib', 'tqdm', 'tensorflow', 'keras') if m in sys.modules)))")
+    assert json.loads(loaded) == []
+
+
+def test_thread_settings_are_defaults_the_user_can_override():
+    code = ("import os, minicnn; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], "
+            "os.environ['OMP_WAIT_POLICY'])")
+    assert run_python(code) == "1 PASSIVE"
+    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="50", OMP_WAIT_POLICY="ACTIVE") == "50 ACTIVE"
+
+
+def test_kernel_backend_from_environment():
+    code = "from minicnn import kernels; print(kernels.get_backend())"
+    assert run_python(code) == "numba"
+    assert run_python(code, MINICNN_KERNELS="numpy") == "numpy"
