@@ -116,7 +116,9 @@ def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
 
 def worker(args: argparse.Namespace) -> None:
     """Run one measurement and print it as one JSON line on stdout."""
-    if args.worker.startswith("minicnn"):
+    if args.worker == "keras":
+        import tensorflow  # noqa: F401  (first, so minicnn's thread settings do not reach it)
+    else:
         import minicnn  # noqa: F401  (first: its thread settings must precede NumPy)
     x, y, x_test, source = load_data(args.train_images, args.test_images)
     if args.worker == "keras":
