@@ -77,7 +77,7 @@ def im2col_reference(x: np.ndarray, kh: int, kw: int, stride: int, pads: tuple) 
     return cols
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _im2col_kernel(x, kh, kw, stride, top, left, cols):  # pragma: no cover - compiled
     n, h, w, c = x.shape
     oh, ow = cols.shape[1], cols.shape[2]
@@ -127,7 +127,7 @@ def col2im_reference(dcols: np.ndarray, x_shape: tuple, stride: int, pads: tuple
     return dxp[:, top : top + h, left : left + w, :]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _col2im_kernel(dcols, stride, top, left, dx):  # pragma: no cover - compiled
     n, h, w, c = dx.shape
     oh, ow, kh, kw = dcols.shape[1], dcols.shape[2], dcols.shape[3], dcols.shape[4]
@@ -197,7 +197,7 @@ def maxpool_backward_reference(
     return dx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _maxpool_forward_kernel(x, pool, stride, out, argmax):  # pragma: no cover - compiled
     n, oh, ow, c = out.shape
     for b in prange(n):
@@ -227,7 +227,7 @@ def maxpool_forward_numba(x: np.ndarray, pool: int, stride: int) -> tuple[np.nda
     return out, argmax
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _maxpool_backward_kernel(dout, argmax, pool, stride, dx):  # pragma: no cover - compiled
     n, oh, ow, c = dout.shape
     for b in prange(n):
@@ -288,7 +288,7 @@ def bias_relu_dropout_reference(pooled: np.ndarray, b: np.ndarray,
     return a * mask, a
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - compiled
     rows, f = pooled.shape
     for r in prange(rows):
@@ -314,7 +314,7 @@ def relu_dropout_backward_reference(dout: np.ndarray, a: np.ndarray, mask: np.nd
     return dout * mask * (a > 0)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
     for i in prange(dout.shape[0]):
         d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
@@ -354,7 +354,7 @@ def conv_pool_forward_reference(x: np.ndarray, W: np.ndarray, stride: int, pads:
     return maxpool_forward_reference(xw, pool, pool_stride)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _conv_pool_direct_kernel(x, W, stride, top, left, pool, pool_stride,
                              out, argmax):  # pragma: no cover - compiled
     n_total, ph, pw, f_total = out.shape
@@ -423,7 +423,7 @@ def pooled_conv_backward_reference(d: np.ndarray, argmax: np.ndarray, x: np.ndar
     return dW, dx
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _pooled_conv_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, pool_stride,
                                  dWt_parts, dxp_rows, input_gradient):  # pragma: no cover - compiled
     # Rows are flattened over (column, channel), so one kernel row of a window is one
@@ -442,6 +442,8 @@ def _pooled_conv_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, p
                 for pj in range(pw):
                     for f in range(f_total):
                         g = d[n, pi, pj, f]
+                        if g == 0:  # dropped or inactive: worth a branch with KW*C values per row
+                            continue
                         k = argmax[n, pi, pj, f]
                         r0 = (pi * pool_stride + k // pool) * stride
                         q0 = (pj * pool_stride + k % pool) * stride * c
@@ -458,7 +460,7 @@ def _pooled_conv_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, p
                                     dx_run[q] += g * W_run[q]
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _pooled_conv_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride,
                                        dW_parts, dxp, input_gradient):  # pragma: no cover - compiled
     # For small windows: per pooled position, the gradients are sorted by window offset into
@@ -505,8 +507,8 @@ def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray,
 
     Only the window maxima carry gradient, so it loops over the pooled
     entries (a quarter of the convolution's outputs for 2x2 pools) instead of
-    multiplying mostly-zero matrices. It does not skip zeros: the branch
-    costs more than the arithmetic it saves. The batch is split into a fixed number
+    multiplying mostly-zero matrices, and skips the entries that dropout or
+    ReLU zeroed. The batch is split into a fixed number
     of chunks, each with its own partial ``dW`` (summed at the end), so the
     result does not depend on how many threads run. Small windows
     (``KH*KW*C <= DIRECT_MAX_WINDOW``) loop over the filters innermost instead.
@@ -535,3 +537,44 @@ def pooled_conv_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray,
     if not input_gradient:
         return dW, None
     return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()
+
+
+# --------------------------------------------------------------------------- Adam
+
+
+def adam_update_reference(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                          alpha: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    """One Keras Adam step, in place on ``param``, ``m`` and ``v`` (all of one shape).
+
+    ``alpha`` already holds the bias correction: ``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``.
+    """
+    f = param.dtype.type
+    m += (grad - m) * f(1 - beta_1)
+    v += (grad * grad - v) * f(1 - beta_2)
+    param -= f(alpha) * m / (np.sqrt(v) + f(epsilon))
+
+
+@njit(cache=True, error_model="numpy")  # no zero-division checks, so the loop vectorizes
+def _adam_kernel(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2,
+                 epsilon):  # pragma: no cover - compiled
+    # Serial on purpose: waking the thread pool costs more than the update of one tensor.
+    for i in range(param.shape[0]):
+        g = grad[i]
+        m[i] += (g - m[i]) * one_minus_beta_1
+        v[i] += (g * g - v[i]) * one_minus_beta_2
+        param[i] -= alpha * m[i] / (np.sqrt(v[i]) + epsilon)
+
+
+def adam_update_numba(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                      alpha: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    """Numba version of :func:`adam_update_reference`: one pass instead of a dozen array temporaries."""
+    f = param.dtype.type
+    _adam_kernel(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1),
+                 f(alpha), f(1 - beta_1), f(1 - beta_2), f(epsilon))
+
+
+def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                alpha: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    """:func:`adam_update_reference` or :func:`adam_update_numba`, by the chosen backend."""
+    impl = adam_update_numba if _backend == "numba" else adam_update_reference
+    impl(param, grad, m, v, alpha, beta_1, beta_2, epsilon)

@@ -355,13 +355,14 @@ class Dropout(Layer):
     def draw_mask(self, shape: tuple, dtype) -> np.ndarray:
         """A fresh mask: ``1 / (1 - rate)`` where a value is kept, 0 where it is dropped.
 
-        Drawn from random 16-bit integers (a value is dropped when its integer
-        is below ``round(rate * 65536)``), which is several times faster than
-        float uniforms; the rate is exact to 1/65536 (0.25 and 0.5 exactly).
+        Each value gets 16 random bits, cut from the generator's raw 64-bit
+        output (several times faster than float uniforms), and is dropped when
+        they are below ``round(rate * 65536)``: the rate is exact to 1/65536
+        (0.25 and 0.5 exactly).
         """
         size = int(np.prod(shape))
-        draws = np.frombuffer(self.rng.bytes(2 * size), dtype=np.uint16).reshape(shape)
-        keep = draws >= round(self.rate * 65536)
+        bits = self.rng.bit_generator.random_raw((size + 3) // 4).view(np.uint16)[:size]
+        keep = bits.reshape(shape) >= round(self.rate * 65536)
         return keep * np.dtype(dtype).type(1.0 / (1.0 - self.rate))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

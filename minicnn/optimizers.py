@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from minicnn import kernels
+
 Triple = tuple[str, np.ndarray, np.ndarray]
 
 
@@ -101,12 +103,9 @@ class Adam(Optimizer):
         super().apply_gradients(params_and_grads)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        f = param.dtype.type
         state = self.state.setdefault(name, {"m": np.zeros_like(param), "v": np.zeros_like(param)})
-        m, v = state["m"], state["v"]
-        m += (grad - m) * f(1 - self.beta_1)
-        v += (grad * grad - v) * f(1 - self.beta_2)
-        param -= f(self._alpha) * m / (np.sqrt(v) + f(self.epsilon))
+        kernels.adam_update(param, grad, state["m"], state["v"], self._alpha,
+                            self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self) -> dict:
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
