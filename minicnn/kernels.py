@@ -14,7 +14,9 @@ Padding is given as ``pads = (top, bottom, left, right)``.
 The Numba kernels are compiled on first use and cached on disk
 (``cache=True``), so only the first run on a machine pays for compilation.
 Each kernel loops over the batch with ``prange``; every sample writes only its
-own slice of the output, so the parallel loops never race.
+own slice of the output, so the parallel loops never race. They compile with
+``error_model="numpy"``: no Python-style zero-division checks, which would
+stop loops from vectorizing (no kernel here divides by anything that can be 0).
 """
 
 from __future__ import annotations
