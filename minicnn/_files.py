@@ -23,6 +23,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp's 0600 would make results private by accident
         with os.fdopen(fd, "wb") as f:
             write(f)
         if verify is not None:
@@ -30,6 +31,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open()`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:

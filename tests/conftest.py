@@ -1,10 +1,10 @@
-"""Shared fixtures: the published model, and a hypothesis profile that keeps runs short."""
+"""Shared fixtures: the published model, both kernel backends, and a short hypothesis profile."""
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
-from minicnn import Sequential
+from minicnn import Sequential, kernels
 from minicnn.models import mnist_cnn
 
 settings.register_profile("minicnn", max_examples=25, deadline=None)
@@ -19,3 +19,12 @@ def published_model(seed: int = 0) -> Sequential:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=kernels.BACKENDS)
+def backend(request):
+    """Run a test once on the Numba kernels and once on the NumPy reference kernels."""
+    previous = kernels.get_backend()
+    kernels.set_backend(request.param)
+    yield request.param
+    kernels.set_backend(previous)

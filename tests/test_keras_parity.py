@@ -37,7 +37,6 @@ from minicnn import (
     ReLU,
     Sequential,
     Softmax,
-    kernels,
     to_categorical,
 )
 from minicnn.datasets import DatasetError, load_mnist, prepare_images
@@ -96,15 +95,6 @@ def even_same_s2(seed: int = 0) -> Sequential:
 
 ARCHITECTURES = {"published": published_model, "strided_9x7": strided_9x7, "valid_odd": valid_odd,
                  "even_same_s2": even_same_s2}
-
-
-@pytest.fixture(params=kernels.BACKENDS)
-def backend(request):
-    """Run the test with the Numba kernels, then with the NumPy reference kernels."""
-    previous = kernels.get_backend()
-    kernels.set_backend(request.param)
-    yield request.param
-    kernels.set_backend(previous)
 
 
 def random_biases(model: Sequential, seed: int = 0) -> Sequential:

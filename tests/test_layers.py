@@ -5,16 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minicnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax, gradcheck, kernels
-
-
-@pytest.fixture(params=kernels.BACKENDS)
-def backend(request):
-    """Run a test once on the Numba kernels and once on the NumPy references."""
-    previous = kernels.get_backend()
-    kernels.set_backend(request.param)
-    yield request.param
-    kernels.set_backend(previous)
+from minicnn import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax, gradcheck
 
 
 def direct_conv(x, W, b, stride, pads):
