@@ -9,10 +9,10 @@ bias, ReLU and the dropout mask to a quarter as many values, in one pass::
     a   = relu(pooled + b)
     out = a * mask
 
-Backward mirrors it: ``d = dout * mask * (a > 0)``, routed through ``argmax``
-to ``dz``, then the convolution's own ``backward_from_cols``. The window
-maxima, their positions (first maximum on ties) and every gradient are
-exactly those of the layer-by-layer path; ``tests/test_fused.py`` checks it.
+Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx``
+from the window maxima only (``kernels.pooled_conv_backward_numba``). Only the
+order of the sums differs from the layer-by-layer path: ``tests/test_fused.py``
+checks that the two agree to 1e-10 in float64, window positions included.
 
 The layers keep their parameters and gradients: a fused step reads
 ``conv.params`` and writes ``conv.grads``, so the optimizer and ``summary``

@@ -35,6 +35,7 @@ class Layer:
         self.dtype = np.dtype(np.float32)
         self.input_shape: tuple | None = None
         self.output_shape: tuple | None = None
+        self._cache: dict | None = None  # what backward needs, kept by forward(x, training=True)
 
     @property
     def built(self) -> bool:
@@ -89,7 +90,7 @@ class Layer:
             raise TypeError(f"{self._label()}: expected a floating-point input; got {x.dtype}")
 
     def _check_grad(self, dout: np.ndarray) -> None:
-        if not hasattr(self, "_cache") or self._cache is None:
+        if self._cache is None:
             raise RuntimeError(
                 f"{self._label()}: backward() needs a preceding forward(x, training=True)"
             )
@@ -254,24 +255,15 @@ class Conv2D(_Activated):
         return cols, xw.reshape(x.shape[0], *self.output_shape)
 
     def backward_linear(self, dz: np.ndarray) -> np.ndarray:
+        """``dW = cols.T @ dz``, ``db = sum(dz)``, ``dx = col2im(dz @ W.T)``; dz: (N, OH, OW, F)."""
         self._check_grad(dz)
-        return self.backward_from_cols(dz, self._cache["cols"], self._cache["x_shape"])
-
-    def backward_from_cols(self, dz: np.ndarray, cols: np.ndarray, x_shape: tuple,
-                           input_gradient: bool = True) -> np.ndarray | None:
-        """Fill ``grads`` from ``dz`` (N, OH, OW, F) and return ``dx`` (or None if not wanted).
-
-        ``dW = cols.T @ dz``, ``db = sum(dz)``, ``dx = col2im(dz @ W.T)``.
-        """
-        W = self.params["kernel"]
+        W, cols, x_shape = self.params["kernel"], self._cache["cols"], self._cache["x_shape"]
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
         self.grads = {
             "kernel": (cols_rows.T @ dz_rows).reshape(W.shape),
             "bias": dz_rows.sum(axis=0),
         }
-        if not input_gradient:
-            return None
         dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
         return kernels.col2im(dcols, x_shape, self.strides, self._pads(*x_shape[1:3]))
 

@@ -168,12 +168,6 @@ class Sequential:
             x = step.forward(x, training)
         return x
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Backpropagate ``dout`` (gradient w.r.t. the output) through every layer; returns dx."""
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The last layer's pre-softmax values ``z`` for a batch ``x``: shape (N, K)."""
         return self._logits(self.steps(), x, training)
