@@ -65,7 +65,7 @@ def load_data(train_images: int, test_images: int):
 
 def run_minicnn(x, y, x_test, epochs: int, batch_size: int) -> dict:
     import minicnn
-    from minicnn.models import mnist_cnn
+    from minicnn.experiments.published_model import mnist_cnn
 
     minicnn.set_random_seed(0)
     model = mnist_cnn()
@@ -227,7 +227,7 @@ def drive(args: argparse.Namespace) -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from minicnn._files import atomic_write
+    from minicnn.files import atomic_write
 
     atomic_write(out / "speed.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     table = markdown(results)

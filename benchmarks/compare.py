@@ -5,7 +5,7 @@
 Rows: the setup, every fold's accuracy and loss, the mean ± standard deviation
 over folds, the held-out test score, seconds per epoch, and the speed ratio
 (the second run's seconds per epoch over the first's). The files follow the
-schema of :mod:`minicnn.results`; accuracies are stored as fractions and shown
+schema of :mod:`minicnn.experiments.results`; accuracies are stored as fractions and shown
 as percentages. A warning goes to stderr when the two runs' protocols differ.
 """
 

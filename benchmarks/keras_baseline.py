@@ -7,7 +7,7 @@ digits (training images, then test images) from the same files
 KFold(5) with a fresh model per fold, Adam (lr 0.001), batch 128, 10 epochs,
 validation on the held-out fold every epoch, then a final model trained on the
 60,000 training images and scored once on the 10,000 test images. The folds
-run through :func:`minicnn.training.cross_validate`, which only calls Keras'
+run through :func:`minicnn.experiments.crossval.cross_validate`, which only calls Keras'
 ``fit`` and ``evaluate``.
 
 Each model is the published CNN converted with :func:`minicnn.keras_compat.to_keras`,
@@ -36,9 +36,9 @@ import tensorflow as tf
 
 import minicnn
 from minicnn.keras_compat import to_keras
-from minicnn.models import mnist_cnn
-from minicnn.results import build_results, write_results
-from minicnn.training import cross_validate, fit_and_test
+from minicnn.experiments.published_model import mnist_cnn
+from minicnn.experiments.results import build_results, write_results
+from minicnn.experiments.crossval import cross_validate, fit_and_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mnist_kfold  # noqa: E402  (the example's flags, data loading, seeds and summary)

@@ -21,7 +21,7 @@ import numpy as np
 
 from minicnn import kernels
 from minicnn.losses import softmax_cross_entropy
-from minicnn.models import mnist_cnn
+from minicnn.experiments.published_model import mnist_cnn
 
 
 def step_name(step) -> str:

@@ -12,7 +12,7 @@
 Writes to ``--out`` (default ``runs/<UTC time>/``): ``fold_<k>.json`` as each
 fold ends, ``learning_curves.png``, ``confusion_matrix.png``,
 ``classification_report.txt``, ``misclassified.png``, ``final_model.npz`` and
-``results.json`` (the schema of ``minicnn.results``, shared with the Keras
+``results.json`` (the schema of ``minicnn.experiments.results``, shared with the Keras
 baseline). ``--quick`` runs every step on less data in about a minute;
 ``--dataset digits`` uses scikit-learn's bundled 8x8 digits (no download).
 
@@ -34,11 +34,12 @@ import minicnn  # before NumPy: it sets thread settings that NumPy reads as it l
 # isort: split
 import numpy as np
 
-from minicnn import datasets, evaluation
-from minicnn._files import atomic_write
-from minicnn.models import mnist_cnn
-from minicnn.results import build_results, write_results
-from minicnn.training import CrossValidationResult, HoldoutResult, cross_validate, fit_and_test
+from minicnn import datasets
+from minicnn.experiments import evaluation
+from minicnn.files import atomic_write
+from minicnn.experiments.published_model import mnist_cnn
+from minicnn.experiments.results import build_results, write_results
+from minicnn.experiments.crossval import CrossValidationResult, HoldoutResult, cross_validate, fit_and_test
 
 FULL = {"folds": 5, "epochs": 10, "limit": None}
 QUICK = {"folds": 2, "epochs": 4, "limit": 14000}

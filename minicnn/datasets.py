@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from minicnn._files import atomic_write
+from minicnn.files import atomic_write
 
 Split = tuple[np.ndarray, np.ndarray]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from minicnn import fused, kernels, optimizers
-from minicnn._files import atomic_write
+from minicnn.files import atomic_write
 from minicnn.layers import LAYER_CLASSES, Input, Layer
 from minicnn.losses import LOSSES, softmax_cross_entropy, to_categorical
 from minicnn.seeding import make_rng

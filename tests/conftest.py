@@ -5,7 +5,7 @@ import pytest
 from hypothesis import settings
 
 from minicnn import Sequential, kernels
-from minicnn.models import mnist_cnn
+from minicnn.experiments.published_model import mnist_cnn
 
 settings.register_profile("minicnn", max_examples=25, deadline=None)
 settings.load_profile("minicnn")

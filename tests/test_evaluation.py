@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sklearn.metrics
 
-from minicnn import evaluation
+from minicnn.experiments import evaluation
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -188,5 +188,5 @@ def test_plots_need_no_display_and_no_pyplot(tmp_path):
 
 
 def test_importing_minicnn_does_not_import_matplotlib():
-    script = "import sys, minicnn, minicnn.evaluation; assert 'matplotlib' not in sys.modules"
+    script = "import sys, minicnn, minicnn.experiments.evaluation; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minicnn import load_model
-from minicnn.evaluation import to_labels
+from minicnn.experiments.evaluation import to_labels
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_kfold.py"
 OUTPUTS = {"fold_1.json", "fold_2.json", "learning_curves.png", "confusion_matrix.png",

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from minicnn._files import atomic_write
+from minicnn.files import atomic_write
 
 
 def test_new_file_gets_the_permissions_open_would_give(tmp_path):

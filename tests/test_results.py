@@ -7,8 +7,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from minicnn import results
-from minicnn.training import CrossValidationResult, FoldResult, HoldoutResult
+from minicnn.experiments import results
+from minicnn.experiments.crossval import CrossValidationResult, FoldResult, HoldoutResult
 
 CONFIG = {"folds": 2, "epochs": 3, "batch_size": 64, "seed": 5, "limit": None}
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from minicnn.training import CrossValidationResult, cross_validate, fit_and_test
+from minicnn.experiments.crossval import CrossValidationResult, cross_validate, fit_and_test
 
 
 class FakeModel:

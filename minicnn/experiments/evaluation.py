@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from minicnn._files import atomic_write
+from minicnn.files import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minicnn._files import atomic_write_json
+from minicnn.files import atomic_write_json
 
 _SET_BY_US = ("x", "y", "batch_size", "epochs", "verbose", "validation_data", "validation_split")
 """fit arguments the functions here set themselves, so ``fit_kwargs`` may not."""
