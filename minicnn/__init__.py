@@ -4,7 +4,7 @@ Keras' API over hand-written NumPy layers; Numba compiles the hot loops.
 See ``docs/backprop.md`` for the derivation behind every backward pass.
 """
 
-from minicnn import _threads  # noqa: F401  (thread settings must come before NumPy/Numba start)
+from minicnn import _numba_cache, _threads  # noqa: F401  (before NumPy/Numba start: see each)
 from minicnn.layers import (
     Conv2D,
     Dense,
