@@ -80,9 +80,10 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
 )
 
-# SHA-256 of the published .gz files (Fashion-MNIST's README lists only MD5s; these are
-# TensorFlow Datasets' checksums, tensorflow_datasets/url_checksums/fashion_mnist.txt, and
-# agree with the MD5s of the README, github.com/zalandoresearch/fashion-mnist).
+# SHA-256 of the published .gz files. Fashion-MNIST's README (github.com/zalandoresearch/
+# fashion-mnist) lists only MD5s; these are TensorFlow Datasets' checksums of the same files
+# (tensorflow_datasets/url_checksums/fashion_mnist.txt), also used by torchvision's prototype
+# datasets.
 FASHION_MNIST_SHA256 = {
     f"{TRAIN_IMAGES}.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
     f"{TRAIN_LABELS}.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
