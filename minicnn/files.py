@@ -43,6 +43,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
     keeps its permissions; a new one gets those ``open()`` would give it.
     """
     target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{path}: cannot write it, the folder {target.parent} does not exist")
     mode = _replaceable_mode(target, path)
     _remove_stale_parts(target)
     prefix = f".{target.name}.{_host()}-{os.getpid()}-"

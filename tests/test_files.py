@@ -113,6 +113,13 @@ def test_replaced_file_keeps_its_permissions(tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() == b"new"
 
 
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="folder .*nowhere does not exist") as info:
+        atomic_write(tmp_path / "nowhere" / "a.bin", lambda f: f.write(b"data"))
+    assert str(tmp_path / "nowhere" / "a.bin") in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- stale temporary files --------------------------------------------------------------------
 
 

@@ -27,7 +27,9 @@ USER = NOBODY if UNPRIVILEGED else os.geteuid()
 # Imports minicnn, runs one cached kernel (a max pool) and reports where Numba caches.
 SCRIPT = """
 import json, os, sys, tempfile, warnings
-if len(sys.argv) > 1:
+if len(sys.argv) > 1 and sys.argv[1] == "numba-first":
+    import numba  # Numba has read its settings before minicnn chooses the cache folder
+elif len(sys.argv) > 1:
     tempfile.tempdir = sys.argv[1]  # a temp folder that cannot be written either
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -86,9 +88,10 @@ def cache_files(folder: Path) -> list[Path]:
     return list(folder.rglob("*.nbi")) if folder.exists() else []
 
 
-def test_read_only_install_without_home_caches_in_a_private_temp_folder(sandbox):
+@pytest.mark.parametrize("numba_first", [False, True], ids=["minicnn-first", "numba-first"])
+def test_read_only_install_without_home_caches_in_a_private_temp_folder(sandbox, numba_first):
     """The probe's crash: read-only package folder, unwritable home, no XDG_CACHE_HOME."""
-    got = run(sandbox, {})
+    got = run(sandbox, {}, *(["numba-first"] if numba_first else []))
     assert got["out"] == [5.0, 7.0, 13.0, 15.0]
     expected = sandbox / "writable" / f"minicnn-numba-{USER}"
     assert got["cache_dir"] == str(expected) and got["warnings"] == []
