@@ -166,10 +166,9 @@ def _checked_dir(data_dir: str | os.PathLike, caller: str, argument: str = "data
     return directory
 
 
-def _checked_download(download: bool, caller: str) -> bool:
+def _check_download(download: bool, caller: str) -> None:
     if not isinstance(download, bool):
         raise TypeError(f"{caller}: download must be True or False; got {download!r}")
-    return download
 
 
 # --- IDX files ----------------------------------------------------------------------------------
@@ -267,12 +266,15 @@ def load_idx_dataset(
         raise DatasetError(
             f"{directory} lacks {', '.join(missing)} (each may be NAME.gz or the raw NAME)"
         )
-    return _load_idx_files(directory, source, max_bytes, raw_ok=True)
+    return _load_idx_files(directory, source, max_bytes)
 
 
-def _load_idx_files(directory: Path, source: _Source | None, max_bytes: int,
-                    raw_ok: bool) -> tuple[Split, Split]:
-    """The four IDX files in ``directory``, verified against ``source``'s checksums if given."""
+def _load_idx_files(directory: Path, source: _Source | None, max_bytes: int) -> tuple[Split, Split]:
+    """The four IDX files in ``directory``, verified against ``source``'s checksums if given.
+
+    Raw files stand in for NAME.gz unless the checksums are of the .gz files.
+    """
+    raw_ok = source is None or source.hash_content
     arrays = {}
     for name in MNIST_FILES:
         path = _find(directory, f"{name}.gz", raw_ok)
@@ -492,7 +494,7 @@ def _where_to_put(source: _Source, directory: Path) -> str:
 def _ensure_files(source: _Source, data_dir: str | os.PathLike | None, download: bool,
                   caller: str) -> Path:
     """The folder holding all of ``source``'s files, downloading them into the cache if allowed."""
-    _checked_download(download, caller)
+    _check_download(download, caller)
     directory, is_cache = _dataset_dir(source, data_dir, caller)
     missing = _missing_files(directory, source)
     if missing and is_cache and download:
@@ -529,7 +531,7 @@ def load_mnist(
     """
     max_bytes = _checked_max_bytes(max_bytes, "load_mnist")
     directory = _ensure_files(MNIST, data_dir, download, "load_mnist")
-    return _load_idx_files(directory, MNIST, max_bytes, raw_ok=True)
+    return _load_idx_files(directory, MNIST, max_bytes)
 
 
 def load_mnist_all(
@@ -558,7 +560,7 @@ def load_fashion_mnist(
     """
     max_bytes = _checked_max_bytes(max_bytes, "load_fashion_mnist")
     directory = _ensure_files(FASHION_MNIST, data_dir, download, "load_fashion_mnist")
-    return _load_idx_files(directory, FASHION_MNIST, max_bytes, raw_ok=False)
+    return _load_idx_files(directory, FASHION_MNIST, max_bytes)
 
 
 def load_cifar10(
