@@ -51,8 +51,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, mode)  # mkstemp's 0600 would make results private by accident
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)  # mkstemp's 0600 would make results private by accident
             write(f)
         if verify is not None:
             verify(tmp)
