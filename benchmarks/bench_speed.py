@@ -18,7 +18,7 @@ repetitions of:
 - inference throughput: ``predict`` on the test images, images/s;
 - peak resident memory of the worker process.
 
-minicnn's NumPy-reference backend (``MINICNN_KERNELS=numpy``, no fused Numba
+minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
 steps) is measured too, on fewer images, so students see what the fast path buys.
 Results go to ``--out`` as ``speed.json`` and ``speed.md``.
 """
@@ -138,7 +138,7 @@ def spawn(framework: str, args: argparse.Namespace, numba_cache: str, train_imag
     threads = str(args.threads)
     env.update(NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
                NUMBA_CACHE_DIR=numba_cache, TF_CPP_MIN_LOG_LEVEL="2")
-    env["MINICNN_KERNELS"] = "numpy" if framework == "minicnn-numpy" else "numba"
+    env["MINICNN_KERNELS"] = "reference" if framework == "minicnn-numpy" else "fast"
     cmd = [sys.executable, __file__, "--worker", framework, "--epochs", str(args.epochs),
            "--train-images", str(train_images), "--test-images", str(args.test_images),
            "--batch-size", str(args.batch_size), "--threads", threads]

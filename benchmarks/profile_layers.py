@@ -1,7 +1,7 @@
 """Where a training step's time goes: forward and backward time of each step of the published model.
 
     python benchmarks/profile_layers.py                  # Numba (fused steps), then the NumPy reference
-    python benchmarks/profile_layers.py --backend numba  # one of them
+    python benchmarks/profile_layers.py --kernels fast  # one of them
 
 With the Numba kernels, each Conv2D -> MaxPooling2D -> Dropout run is one
 fused step, so it is one row. Times are medians over ``--steps`` training
@@ -35,12 +35,16 @@ def timed(times: list, fn, *args):
     return result
 
 
-def profile(backend: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
+def profile(path: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
     """Median milliseconds per step name, forward and backward, plus the loss and the Adam update."""
-    kernels.set_backend(backend)
+    with kernels.use(path):
+        return _profile(batch_size, steps, warmup)
+
+
+def _profile(batch_size: int, steps: int, warmup: int) -> dict[str, dict[str, float]]:
     minicnn.set_random_seed(0)
     model = mnist_cnn()
-    model.compile("adam")
+    model.compile("adam", loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch_size)]
@@ -66,9 +70,9 @@ def profile(backend: str, batch_size: int, steps: int, warmup: int = 3) -> dict[
                 "backward": 1000 * statistics.median(bwd[n]) if n in bwd else 0.0} for n in names}
 
 
-def print_table(backend: str, rows: dict[str, dict[str, float]], batch_size: int) -> None:
+def print_table(path: str, rows: dict[str, dict[str, float]], batch_size: int) -> None:
     total = sum(r["forward"] + r["backward"] for r in rows.values())
-    print(f"\n{backend} kernels, batch {batch_size}: {total:.1f} ms per step "
+    print(f"\n{path} kernels, batch {batch_size}: {total:.1f} ms per step "
           f"(~{1000 * batch_size / total:,.0f} images/s from the sum of medians)")
     print(f"| {'step':<40} | {'forward ms':>10} | {'backward ms':>11} | {'share':>6} |")
     print(f"|{'-' * 42}|{'-' * 11}:|{'-' * 12}:|{'-' * 7}:|")
@@ -79,13 +83,13 @@ def print_table(backend: str, rows: dict[str, dict[str, float]], batch_size: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=kernels.BACKENDS, action="append",
-                        help="kernels to profile (repeatable; default: both)")
+    parser.add_argument("--kernels", choices=kernels.PATHS, action="append",
+                        help="path to profile (repeatable; default: both)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="measured training steps")
     args = parser.parse_args(argv)
-    for backend in args.backend or list(kernels.BACKENDS):
-        print_table(backend, profile(backend, args.batch_size, args.steps), args.batch_size)
+    for path in args.kernels or list(kernels.PATHS):
+        print_table(path, profile(path, args.batch_size, args.steps), args.batch_size)
 
 
 if __name__ == "__main__":
