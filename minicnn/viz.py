@@ -80,7 +80,7 @@ def _first_conv(model_or_layer: Sequential | Conv2D) -> Conv2D:
         raise TypeError(f"plot_filters: expected a Sequential model or a Conv2D layer; "
                         f"got {type(model_or_layer).__name__}")
     if "kernel" not in conv.params:
-        raise ValueError(f"plot_filters: {conv._label()} is not built yet (no kernel); "
+        raise ValueError(f"plot_filters: {conv.label()} is not built yet (no kernel); "
                          "give the model an Input layer or call it on data first")
     return conv
 
@@ -197,6 +197,7 @@ def saliency(model: Sequential, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y_one_hot = _one_hot(model, y, len(x), "saliency")
     inference = Sequential([copy.deepcopy(layer) for layer in model.layers if not isinstance(layer, Dropout)])
     inference.build((None, *model.input_shape))
+    inference.kernels = model.kernels  # the path the model runs on
     _, _, dx = inference.compute_loss_and_gradients(x, y_one_hot)
     return np.abs(dx) * len(x)
 
@@ -271,7 +272,7 @@ def gradient_norms(model: Sequential) -> dict[str, float]:
     for layer in model.layers:
         for key in layer.params:
             if key not in layer.grads:
-                raise RuntimeError(f"gradient_norms: {layer._label()} has no gradient for {key!r}; "
+                raise RuntimeError(f"gradient_norms: {layer.label()} has no gradient for {key!r}; "
                                    "call it after a training step (e.g. model.train_on_batch)")
             norms[f"{layer.name}/{key}"] = float(np.linalg.norm(layer.grads[key]))
     return norms
@@ -336,7 +337,7 @@ def maxpool_routing(x: np.ndarray = ROUTING_X, dout: np.ndarray = ROUTING_DOUT, 
         raise ValueError(f"maxpool_routing: expected dout of shape {out.shape[1:3]} (the pooled "
                          f"shape); got {dout.shape}")
     dx = layer.backward(dout[None, :, :, None])
-    return out[0, ..., 0], layer._cache["argmax"][0, ..., 0], dx[0, ..., 0]
+    return out[0, ..., 0], layer.cache["argmax"][0, ..., 0], dx[0, ..., 0]
 
 
 def plot_maxpool_routing(path: str | os.PathLike, x: np.ndarray = ROUTING_X,
