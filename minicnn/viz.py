@@ -110,7 +110,8 @@ def feature_maps(model: Sequential, image: np.ndarray) -> list[tuple[str, np.nda
                          f"got {len(x)} images")
     maps = [("input", x)]
     for layer in model.layers:
-        out = layer.forward(x, training=False)
+        with model.path():
+            out = layer.forward(x, training=False)
         if out.size == x.size and np.array_equal(out.ravel(), x.ravel()):
             title, previous = maps[-1]
             maps[-1] = (f"{title} → {layer.name} (same values)", previous)
