@@ -50,7 +50,8 @@ def plot_filters(model_or_layer: Sequential | Conv2D, path: str | os.PathLike) -
     kh, kw, c, f = kernel.shape
     cols = min(f, 8)
     rows = math.ceil(f / cols)
-    fig = _figure(figsize=(1.0 * cols * max(1, c if c != 3 else 1) + 1.5, 1.1 * rows + 0.8))
+    panel_width = 1.0 if c in (1, 3) else min(0.4 * c, 4.0)  # wider panels for channels side by side
+    fig = _figure(figsize=(panel_width * cols + 1.5, 1.1 * rows + 0.8))
     axes = fig.subplots(rows, cols, squeeze=False)
     if c == 3:
         low, high = kernel.min(), kernel.max()
@@ -65,7 +66,8 @@ def plot_filters(model_or_layer: Sequential | Conv2D, path: str | os.PathLike) -
         ax.set_axis_off()
         if i < f:
             ax.set_title(str(i), fontsize=8)
-    fig.suptitle(f"Filters of {conv.name} ({f} kernels of {kh}×{kw}×{c})")
+    channels = "" if c in (1, 3) else f"; each panel shows its {c} input channels left to right"
+    fig.suptitle(f"Filters of {conv.name or conv.default_name} ({f} kernels of {kh}×{kw}×{c}{channels})")
     return _save(fig, path)
 
 
@@ -251,6 +253,9 @@ def _one_hot(model: Sequential, y: np.ndarray, n: int, verb: str) -> np.ndarray:
 
 def _check_images(model: Sequential, x: np.ndarray, verb: str, name: str) -> np.ndarray:
     """``x`` as a batch (N, *input_shape) in the model's dtype; a single image gets a batch axis."""
+    if not model.built:
+        raise ValueError(f"{verb}: the model is not built yet; start it with an Input layer "
+                         "or call build((None, *input_shape))")
     x = np.asarray(x)
     if x.shape == model.input_shape:
         x = x[None]

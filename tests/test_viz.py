@@ -116,6 +116,14 @@ def test_plot_feature_maps_draws_the_first_channels_of_every_image_layer(tmp_pat
     assert len(probs) == 4 and sum(probs) == pytest.approx(1.0)
 
 
+def test_plots_of_a_model_want_it_built(tmp_path, rng):
+    model = Sequential([Conv2D(2, 3), Flatten(), Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match="not built yet"):
+        viz.plot_feature_maps(model, rng.random((6, 6, 1)), tmp_path / "maps.png")
+    with pytest.raises(ValueError, match="not built yet"):
+        viz.plot_filters(model, tmp_path / "filters.png")
+
+
 def test_plot_feature_maps_wants_one_image(tmp_path, rng):
     with pytest.raises(ValueError, match="one image"):
         viz.plot_feature_maps(tiny_model(), rng.random((2, 6, 6, 1)), tmp_path / "maps.png")
