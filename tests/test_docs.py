@@ -3,8 +3,9 @@
 Two kinds of fenced blocks in the Markdown files of ``DOCUMENTS``:
 
 - ```` ```python ```` blocks are worked examples. Each runs on its own, in a
-  fresh namespace, and states what the text says with ``assert``; a failing
-  assertion or an exception fails the test named after the file and line.
+  fresh namespace, on each kernel path, and states what the text says with
+  ``assert``; a failing assertion or an exception fails the test named after
+  the file and line.
 - ```` ```python quote ```` blocks quote minicnn's source. Each line (without a
   trailing ``# comment``; a line ``...`` marks an elision) must occur in some
   line of a module under ``minicnn/``, so a renamed variable or a rewritten
@@ -63,7 +64,8 @@ def test_documents_have_examples_and_quotes():
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"))
-def test_worked_example_runs(where, code):
+def test_worked_example_runs(where, code, path):
+    """On both kernel paths (the ``path`` fixture): the text's numbers hold on each."""
     name, line = where.split(":")
     padded = "\n" * int(line) + code  # tracebacks then give the line numbers of the Markdown file
     with contextlib.redirect_stdout(io.StringIO()):
