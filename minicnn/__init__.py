@@ -14,9 +14,8 @@ from minicnn import kernels  # noqa: E402
 from minicnn.layers import *  # noqa: E402, F403  (every layer class, see minicnn.layers)
 from minicnn.layers import __all__ as _layer_names  # noqa: E402
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical  # noqa: E402
-from minicnn.model import History, Sequential  # noqa: E402
+from minicnn.model import History, Sequential, load_model  # noqa: E402
 from minicnn.optimizers import SGD, Adam  # noqa: E402
-from minicnn.saving import load_model  # noqa: E402
 from minicnn.seeding import set_random_seed  # noqa: E402
 
 __version__ = "0.1.0"

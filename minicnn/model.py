@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, losses, optimizers
+from minicnn import fused, kernels, losses, optimizers, saving
 from minicnn.layers import Input, Layer
 from minicnn.layers.base import channels_first_hint
 from minicnn.seeding import make_rng
@@ -406,9 +406,7 @@ class Sequential:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one ``.npz`` file, atomically: see :func:`minicnn.saving.save_model`."""
-        from minicnn.saving import save_model
-
-        save_model(self, path)
+        saving.save_model(self, path)
 
     # ------------------------------------------------------------------ checks
 
@@ -448,6 +446,12 @@ class Sequential:
         if y.ndim == 0 or len(y) != len(x):
             raise ValueError(f"{verb}: x has {len(x)} samples but y has {len(y) if y.ndim else 'none'}")
         return x, self.loss.targets(y, self.output_shape[-1], self.dtype, verb)
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
+    return saving.load_model(path, Sequential)
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
