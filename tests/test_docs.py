@@ -11,8 +11,10 @@ Two kinds of fenced blocks in the Markdown files of ``DOCUMENTS``:
   line of a module under ``minicnn/``, so a renamed variable or a rewritten
   line shows up here instead of misleading a reader.
 
-README.md is not listed yet: its "A first look" block uses ``x_train`` without
-loading it. Add it to ``DOCUMENTS`` once its blocks run on their own.
+README.md and docs/architecture.md are not listed yet: README's "A first look"
+uses ``x_train`` without loading it, and architecture.md's block uses ``minicnn``
+and ``x`` without defining them. Add each to ``DOCUMENTS`` once its blocks run
+on their own.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ DOCUMENTS = ["docs/backprop.md"]
 # Sections whose ```python blocks are still sketches, not programs; expected to fail until
 # rewritten (strict: a block that starts to pass fails the test, so the entry gets removed).
 SKETCHES = {("docs/backprop.md", "The fast path: one step for Conv2D → MaxPool2D → Dropout"):
-            "the fused section is being rewritten; its blocks are pseudo-code"}
+            "its block abbreviates ConvPoolBlock.forward (no `fast.` prefix, undefined names); "
+            "as a ```python quote of the real lines it would be checked"}
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
                    re.MULTILINE | re.DOTALL)  # a fence may be indented, inside a list item
