@@ -12,9 +12,9 @@ Two kinds of fenced blocks in the Markdown files of ``DOCUMENTS``:
   line shows up here instead of misleading a reader.
 
 README.md and docs/architecture.md are not listed yet: README's "A first look"
-uses ``x_train`` without loading it, and architecture.md's block uses ``minicnn``
-and ``x`` without defining them. Add each to ``DOCUMENTS`` once its blocks run
-on their own.
+uses ``x_train`` without loading it, and architecture.md's block uses ``minicnn``,
+``model``, ``x`` and ``y`` without defining them. Add each to ``DOCUMENTS`` once
+its blocks run on their own.
 """
 
 from __future__ import annotations
