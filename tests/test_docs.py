@@ -11,10 +11,8 @@ Two kinds of fenced blocks in the Markdown files of ``DOCUMENTS``:
   line of a module under ``minicnn/``, so a renamed variable or a rewritten
   line shows up here instead of misleading a reader.
 
-README.md and docs/architecture.md are not listed yet: README's "A first look"
-uses ``x_train`` without loading it, and architecture.md's block uses ``minicnn``,
-``model``, ``x`` and ``y`` without defining them. Add each to ``DOCUMENTS`` once
-its blocks run on their own.
+The README's blocks run too (its first look loads MNIST from ``MINICNN_DATA``, or
+scikit-learn's digits where MNIST is absent).
 """
 
 from __future__ import annotations
@@ -28,17 +26,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["docs/backprop.md"]
-# Sections whose ```python blocks are still sketches, not programs; expected to fail until
-# rewritten (strict: a block that starts to pass fails the test, so the entry gets removed).
-SKETCHES = {("docs/backprop.md", "The fast path: one step for Conv2D → MaxPool2D → Dropout"):
-            "its block abbreviates ConvPoolBlock.forward (no `fast.` prefix, undefined names); "
-            "as a ```python quote of the real lines it would be checked"}
+DOCUMENTS = ["docs/backprop.md", "docs/architecture.md"]
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
                    re.MULTILINE | re.DOTALL)  # a fence may be indented, inside a list item
 COMMENT = re.compile(r"\s+#.*$")
-HEADING = re.compile(r"^## (.+)$", re.MULTILINE)
 
 
 def blocks(kind: str) -> list:
@@ -53,10 +45,7 @@ def blocks(kind: str) -> list:
             if match["info"].strip() == kind:
                 line = text.count("\n", 0, match.start()) + 1
                 where = f"{name}:{line}"
-                headings = HEADING.findall(text, 0, match.start())
-                reason = SKETCHES.get((name, headings[-1] if headings else ""))
-                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                found.append(pytest.param(where, textwrap.dedent(match["code"]), id=where, marks=marks))
+                found.append(pytest.param(where, textwrap.dedent(match["code"]), id=where))
     return found
 
 
