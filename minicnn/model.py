@@ -310,6 +310,10 @@ class Sequential:
         Training stops with a FloatingPointError at the first loss that is not finite.
         """
         self._require_compiled("fit")
+        if validation_data is not None and validation_split:
+            raise ValueError("fit: pass validation_data or validation_split, not both")
+        if validation_split:
+            x, y, validation_data = _split_off_validation(np.asarray(x), np.asarray(y), validation_split)
         x, y = self._check_data(x, y, "fit")
         _check_int(batch_size, "fit: batch_size", minimum=1)
         _check_int(epochs, "fit: epochs", minimum=1)
@@ -317,10 +321,6 @@ class Sequential:
         if initial_epoch >= epochs:
             raise ValueError(f"fit: initial_epoch ({initial_epoch}) must be less than epochs ({epochs}), "
                              "the index of the epoch to stop before")
-        if validation_data is not None and validation_split:
-            raise ValueError("fit: pass validation_data or validation_split, not both")
-        if validation_split:
-            x, y, validation_data = _split_off_validation(x, y, validation_split)
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "fit: validation_data")
         rng = make_rng(seed)

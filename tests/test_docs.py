@@ -56,12 +56,16 @@ def test_documents_have_examples_and_quotes():
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"))
-def test_worked_example_runs(where, code, path):
-    """On both kernel paths (the ``path`` fixture): the text's numbers hold on each."""
+def test_worked_example_runs(where, code, path, tmp_path, monkeypatch):
+    """On both kernel paths (the ``path`` fixture): the text's numbers hold on each.
+
+    Each block runs in an empty working directory, so files it writes land there.
+    """
+    monkeypatch.chdir(tmp_path)
     name, line = where.split(":")
     padded = "\n" * int(line) + code  # tracebacks then give the line numbers of the Markdown file
     with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(padded, name, "exec"), {"__name__": "__docs__"})
+        exec(compile(padded, str(ROOT / name), "exec"), {"__name__": "__docs__"})
 
 
 def _source_lines() -> list[str]:
