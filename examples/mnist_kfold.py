@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         record = rundir.run_record(cli.config(args, data), data.sha256())
         with rundir.RunLock(args.out):
             return run(args, data, record)
-    except (rundir.RunDirError, rundir.NonFiniteScoreError) as exc:
+    except (rundir.RunDirError, rundir.NonFiniteScoreError, FloatingPointError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 
