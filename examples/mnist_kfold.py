@@ -28,6 +28,7 @@ the Keras baseline). Each model is checkpointed after every epoch, so
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -68,6 +69,8 @@ def parse_args(argv: Sequence[str] | None):
         args.out = args.resume
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1; got {args.jobs}")
+    if args.scheduler and importlib.util.find_spec("distributed") is None:
+        parser.error('--scheduler needs Dask: pip install "minicnn[cluster]"')
     args = cli.check_args(parser, args, out_must_be_new=not (args.resume or args.merge))
     if isinstance(args.fold, int) and args.fold > args.folds:
         parser.error(f"--fold {args.fold} is not one of the {args.folds} folds")
@@ -89,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                 return merge(args.merge)
         data = cli.load_run_data(args)  # before anything is written: bad data leaves no folder behind
         record = rundir.run_record(cli.config(args, data), data.sha256())
-        with rundir.RunLock(args.out):
+        with ExitStack() as stack:
+            args.backend = connect(args.scheduler, stack)
+            stack.enter_context(rundir.RunLock(args.out))
             return run(args, data, record)
     except (rundir.RunDirError, rundir.NonFiniteScoreError, FloatingPointError) as exc:
         raise SystemExit(f"error: {exc}") from None
@@ -113,21 +118,28 @@ def run(args, data: Data, record: dict) -> dict | None:
     return merge(args.out, total_seconds=time.perf_counter() - started)
 
 
+def connect(scheduler: str | None, stack: ExitStack) -> str | None:
+    """The folds' joblib backend: "dask" with a client of ``scheduler`` open on ``stack``, else None."""
+    if scheduler is None:
+        return None
+    from distributed import Client
+
+    try:
+        stack.enter_context(Client(scheduler))
+    except OSError as exc:
+        raise SystemExit(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    return "dask"
+
+
 def train_folds(args, data: Data, record: dict) -> None:
     """Cross-validation: every fold (or ``--fold K``), in parallel with ``--jobs`` or ``--scheduler``."""
-    with ExitStack() as stack:
-        n_jobs, backend = args.jobs, None
-        if args.scheduler:
-            from distributed import Client
-
-            stack.enter_context(Client(args.scheduler))
-            n_jobs, backend = (args.jobs if args.jobs > 1 else -1), "dask"
-        cross_validate(partial(protocol.fold_model, data.x_cv.shape[1:], data.num_classes, args.seed),
-                       data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes),
-                       n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size, out_dir=args.out,
-                       verbose=args.verbose, fit_kwargs=partial(protocol.fold_fit_kwargs, args.seed),
-                       folds=None if args.fold is None else [args.fold], n_jobs=n_jobs, backend=backend,
-                       record=record, resume=True, checkpoints=True)
+    n_jobs = -1 if args.backend == "dask" and args.jobs == 1 else args.jobs  # -1: every Dask thread
+    cross_validate(partial(protocol.fold_model, data.x_cv.shape[1:], data.num_classes, args.seed),
+                   data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes),
+                   n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size, out_dir=args.out,
+                   verbose=args.verbose, fit_kwargs=partial(protocol.fold_fit_kwargs, args.seed),
+                   folds=None if args.fold is None else [args.fold], n_jobs=n_jobs, backend=args.backend,
+                   record=record, resume=True, checkpoints=True)
 
 
 def train_final_model(args, data: Data, record: dict) -> None:

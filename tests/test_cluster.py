@@ -57,3 +57,14 @@ def test_each_dask_worker_gets_its_share_of_the_cores(cluster):
     share = max(1, len(os.sched_getaffinity(0)) // 2)  # two one-thread workers on this machine
     with Client(cluster) as client:
         assert client.gather(client.map(_threads_seen, [1, 2])) == [(share, share, {share})] * 2
+
+
+def test_an_unreachable_scheduler_is_one_clear_error_and_leaves_nothing(example, tmp_path):
+    import dask
+
+    unreachable = r"^error: cannot reach the Dask scheduler at tcp://127.0.0.1:9: "
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(SystemExit, match=unreachable):
+        example.main(["--dataset", "digits", "--quick", "--verbose", "0", "--out", str(tmp_path / "out"),
+                      "--scheduler", "tcp://127.0.0.1:9"])
+    assert list(tmp_path.iterdir()) == []
