@@ -61,11 +61,12 @@ def parse_args(argv: Sequence[str] | None):
     args = parser.parse_args(argv)
     if args.merge and args.resume:
         parser.error("--merge and --resume are separate steps; give one")
+    for flag, folder in (("--resume", args.resume), ("--merge", args.merge)):
+        if folder is not None and not folder.is_dir():
+            parser.error(f"{flag} {folder}: no such directory")
     if args.resume:
         if args.out is not None:
             parser.error("--resume DIR writes to DIR: leave out --out")
-        if not args.resume.is_dir():
-            parser.error(f"--resume {args.resume}: no such directory")
         args.out = args.resume
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1; got {args.jobs}")
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
 
 
 def run(args, data: Data, record: dict) -> dict | None:
+    """The folds, then the final model, then results.json; or the one part ``--fold`` names."""
     started = time.perf_counter()
     if args.resume:
         rundir.check_parts(args.out, record)

@@ -191,13 +191,14 @@ def test_runs_with_the_same_seed_repeat_exactly(example, tmp_path):
     (["--dataset", "svhn"], "argument --dataset: expected one of mnist, fashion-mnist, cifar10, digits or "
                             "idx:DIR; got 'svhn'"),
     (["--resume", "no/such/dir"], "--resume no/such/dir: no such directory"),
+    (["--merge", "no/such/dir"], "--merge no/such/dir: no such directory"),
     (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
 ])
 def test_bad_flags_get_one_clear_line_and_write_nothing(example, tmp_path, capsys, monkeypatch, argv,
                                                         message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        example.main([*argv, "--out", "out"] if "--resume" not in argv else argv)
+        example.main(argv if {"--resume", "--merge"} & set(argv) else [*argv, "--out", "out"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {message}")
     assert list(tmp_path.iterdir()) == []
