@@ -141,7 +141,7 @@ def train_folds(args, data: Data, record: dict) -> None:
                    n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size, out_dir=args.out,
                    verbose=args.verbose, fit_kwargs=partial(protocol.fold_fit_kwargs, args.seed),
                    folds=None if args.fold is None else [args.fold], n_jobs=n_jobs, backend=args.backend,
-                   record=record, resume=True, checkpoints=True)
+                   record=record, resume=True, checkpoints=args.backend is None)  # Dask: workers' disks
 
 
 def train_final_model(args, data: Data, record: dict) -> None:

@@ -333,3 +333,11 @@ def test_checkpoints_need_a_fixed_seed(tmp_path, resumable):
     x, y = indexed_data(8)
     with pytest.raises(ValueError, match=r"checkpoints need fit_kwargs\['seed'\]"):
         cross_validate(lambda k: Resumable(), x, y, n_splits=2, out_dir=tmp_path, checkpoints=True, verbose=0)
+
+
+def test_checkpoints_left_in_out_dir_need_resume(tmp_path, resumable):
+    x, y = indexed_data(8)
+    (tmp_path / "checkpoints" / "fold_1").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"fold_1 holds an earlier run's checkpoints; pass resume=True"):
+        cross_validate(lambda k: Resumable(), x, y, n_splits=2, out_dir=tmp_path, checkpoints=True,
+                       fit_kwargs={"seed": 1}, verbose=0)

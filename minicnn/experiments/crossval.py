@@ -181,6 +181,9 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
             done[index + 1] = FoldResult.from_dict(read_part(path, record or {}))
             continue
         checkpoint_dir = Path(out_dir) / "checkpoints" / f"fold_{index + 1}" if checkpoints else None
+        if checkpoint_dir is not None and checkpoint_dir.exists() and not resume:
+            raise FileExistsError(f"cross_validate: {checkpoint_dir} holds an earlier run's checkpoints; "
+                                  "pass resume=True to go on from them, or choose another out_dir")
         tasks.append((model_fn, index, x, y, train, val, _fold_fit_kwargs(fit_kwargs, index),
                       checkpoint_dir, fold_args))
     if out_dir is not None:
