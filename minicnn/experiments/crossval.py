@@ -7,7 +7,9 @@ trains one model and scores it on a separate test set. Both call nothing but
 ``model.fit(x, y, batch_size=, epochs=, verbose=, validation_data=, **fit_kwargs)``
 and ``model.evaluate(x, y, batch_size=, verbose=0)``, with Keras' argument
 names, so a Keras model runs through the same code as a minicnn one and the two
-frameworks' numbers are comparable.
+frameworks' numbers are comparable. (Epoch checkpoints, for minicnn models, add
+``fit(initial_epoch=)``, ``save`` and ``minicnn.load_model``.) The folds can run in
+parallel on any joblib backend (:mod:`minicnn.experiments.parallel`).
 """
 
 from __future__ import annotations
