@@ -166,38 +166,33 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
     if (checkpoints or resume) and out_dir is None:
         raise ValueError("cross_validate: checkpoints and resume need an out_dir")
     parallel = n_jobs != 1 or backend is not None
+    out_dir, record = (None if out_dir is None else Path(out_dir)), dict(record or {})
     fold_args = {"batch_size": batch_size, "epochs": epochs, "verbose": 0 if parallel else verbose,
-                 "record": record or {}}
+                 "record": record}
 
     from sklearn.model_selection import KFold
 
     done, tasks = {}, []
     for index, (train, val) in enumerate(KFold(n_splits=n_splits).split(x)):
-        path = None if out_dir is None else Path(out_dir) / f"fold_{index + 1}.json"
         if index + 1 not in wanted:
             continue
-        if path is not None and path.exists():
-            if not resume:
-                raise FileExistsError(f"cross_validate: {path} exists; pass resume=True to keep it, "
-                                      "or choose another out_dir")
-            done[index + 1] = FoldResult.from_dict(read_part(path, record or {}))
+        finished = _finished_fold(out_dir, index + 1, record, resume)
+        if finished is not None:
+            done[index + 1] = finished
             continue
-        checkpoint_dir = Path(out_dir) / "checkpoints" / f"fold_{index + 1}" if checkpoints else None
-        if checkpoint_dir is not None and checkpoint_dir.exists() and not resume:
-            raise FileExistsError(f"cross_validate: {checkpoint_dir} holds an earlier run's checkpoints; "
-                                  "pass resume=True to go on from them, or choose another out_dir")
+        checkpoint_dir = _checkpoint_dir(out_dir, index + 1, resume) if checkpoints else None
         tasks.append((model_fn, index, x, y, train, val, _fold_fit_kwargs(fit_kwargs, index),
                       checkpoint_dir, fold_args))
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
 
     results = run_tasks(_run_fold, tasks, n_jobs=n_jobs, backend=backend) if parallel else \
         (_run_fold(*task) for task in tasks)
     for fold in results:
         if out_dir is not None:
-            write_part(Path(out_dir) / f"fold_{fold.fold}.json", fold.to_dict(), record or {})
+            write_part(out_dir / f"fold_{fold.fold}.json", fold.to_dict(), record)
             if checkpoints:
-                remove_checkpoints(Path(out_dir) / "checkpoints" / f"fold_{fold.fold}")
+                remove_checkpoints(out_dir / "checkpoints" / f"fold_{fold.fold}")
         done[fold.fold] = fold
         if verbose:
             print(f"Score for fold {fold.fold}: Loss = {fold.loss:.4f}; "
@@ -207,6 +202,26 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
         print(f"Average over {len(done)} folds: Loss = {result.mean_loss:.4f} (± {result.std_loss:.4f}); "
               f"Accuracy = {result.mean_accuracy * 100:.3f}% (± {result.std_accuracy * 100:.3f}%)")
     return result
+
+
+def _finished_fold(out_dir: Path | None, fold: int, record: dict[str, Any], resume: bool) -> FoldResult | None:
+    """Fold ``fold`` (from 1) read back from its file when resuming, else None; never overwritten."""
+    path = None if out_dir is None else out_dir / f"fold_{fold}.json"
+    if path is None or not path.exists():
+        return None
+    if not resume:
+        raise FileExistsError(f"cross_validate: {path} exists; pass resume=True to keep it, "
+                              "or choose another out_dir")
+    return FoldResult.from_dict(read_part(path, record))
+
+
+def _checkpoint_dir(out_dir: Path, fold: int, resume: bool) -> Path:
+    """Where fold ``fold`` (from 1) keeps its epoch checkpoints; earlier ones only with ``resume``."""
+    directory = out_dir / "checkpoints" / f"fold_{fold}"
+    if directory.exists() and not resume:
+        raise FileExistsError(f"cross_validate: {directory} holds an earlier run's checkpoints; "
+                              "pass resume=True to go on from them, or choose another out_dir")
+    return directory
 
 
 def _checked_folds(folds: Sequence[int] | None, n_splits: int) -> set[int]:
