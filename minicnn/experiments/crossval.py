@@ -204,7 +204,8 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
     return result
 
 
-def _finished_fold(out_dir: Path | None, fold: int, record: dict[str, Any], resume: bool) -> FoldResult | None:
+def _finished_fold(out_dir: Path | None, fold: int, record: dict[str, Any],
+                   resume: bool) -> FoldResult | None:
     """Fold ``fold`` (from 1) read back from its file when resuming, else None; never overwritten."""
     path = None if out_dir is None else out_dir / f"fold_{fold}.json"
     if path is None or not path.exists():
