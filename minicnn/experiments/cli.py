@@ -37,7 +37,7 @@ def protocol_parser(description: str) -> argparse.ArgumentParser:
                         help=f"{', '.join(DATASETS)}, or idx:DIR (any folder of MNIST-format files) "
                         "(mnist; digits is bundled with scikit-learn, its last 20%% the test set)")
     parser.add_argument("--data-dir", metavar="DIR", help="where the dataset's files are "
-                        "(default: under $MINICNN_DATA, else the download cache)")
+                        "(default: $MINICNN_DATA/<dataset>/, else the download cache)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder, new or empty (runs/<UTC time>/)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
@@ -101,9 +101,9 @@ def no_data_message(dataset: str, exc: Exception) -> str:
     """The error for a dataset that cannot be had: what failed, and the three ways out."""
     title = DATASETS.get(dataset, dataset)
     return (f"error: cannot load {title}: {exc}\n"
-            "Point to the files with --data-dir DIR, or set MINICNN_DATA=DIR (minicnn.datasets says "
-            "where in DIR each dataset goes); or try --dataset digits, which is bundled with "
-            "scikit-learn and needs no download.")
+            f"Point to the files with --data-dir DIR, or set MINICNN_DATA=DIR with the files in "
+            f"DIR/{dataset}/; or try --dataset digits, which is bundled with scikit-learn and needs "
+            "no download.")
 
 
 def config(args: argparse.Namespace, data: Data) -> dict[str, Any]:
