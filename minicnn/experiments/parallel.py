@@ -30,10 +30,12 @@ def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backen
     with joblib.parallel_config(**chosen):
         concurrent = max(1, min(joblib.effective_n_jobs(), len(calls)))
         parallel = joblib.Parallel(return_as="generator_unordered")
-        yield from parallel(joblib.delayed(_with_thread_share)(concurrent, function, args) for args in calls)
+        # The arguments one by one, not in a tuple: Dask's backend then sends each large array
+        # to the cluster once, instead of once per call.
+        yield from parallel(joblib.delayed(_with_thread_share)(concurrent, function, *args) for args in calls)
 
 
-def _with_thread_share(concurrent: int, function: Callable, args: tuple) -> Any:
+def _with_thread_share(concurrent: int, function: Callable, *args) -> Any:
     with thread_share(_tasks_on_this_machine(concurrent)):
         return function(*args)
 
