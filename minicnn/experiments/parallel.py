@@ -2,7 +2,7 @@
 
 :func:`run_tasks` hands the calls to ``joblib.Parallel``: local processes (loky)
 by default, or any joblib backend by name, such as ``"dask"`` (with a
-``dask.distributed.Client`` open) or ``"ray"``. Inside the worker,
+``dask.distributed.Client`` open) or ``"ray"`` (after ``ray.util.joblib.register_ray()``). Inside the worker,
 :func:`thread_share` sets BLAS's threads (threadpoolctl) and Numba's threads to
 the machine's cores divided by the tasks that run on it at once, so two folds on
 two cores each get one core instead of fighting over both.
