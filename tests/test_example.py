@@ -303,7 +303,7 @@ def test_resume_refuses_other_flags_and_a_held_folder(example, digits_run, tmp_p
 
 
 def test_a_run_killed_mid_fold_resumes_to_the_same_results(example, tmp_path):
-    argv = ["--dataset", "digits", "--folds", "2", "--epochs", "6", "--verbose", "0"]
+    argv = ["--dataset", "digits", "--limit", "900", "--folds", "2", "--epochs", "6", "--verbose", "0"]
     whole = example.main([*argv, "--out", str(tmp_path / "whole")])
     out = tmp_path / "cut"
     child = subprocess.Popen([sys.executable, str(EXAMPLE), *argv, "--out", str(out)],
