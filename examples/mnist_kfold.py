@@ -45,6 +45,7 @@ from minicnn.experiments.data import DATASETS, Data
 from minicnn.experiments.published_model import mnist_cnn
 from minicnn.experiments.results import build_results, read_parts, write_results
 from minicnn.files import atomic_write
+from minicnn import viz
 
 
 def parse_args(argv: Sequence[str] | None):
@@ -166,7 +167,9 @@ def train_final_model(args, data: Data, record: dict) -> None:
 
 
 def write_test_outputs(model: minicnn.Sequential, data: Data, out: Path, batch_size: int) -> str:
-    """Write the test set's confusion matrix, classification report and misclassified images.
+    """Write the test set's confusion matrix, classification report, misclassified images and
+    most-confused pairs, and what the final model learned: its first-layer filters, one test
+    image's feature maps through every layer, and saliency maps of the first test images.
 
     Returns the report's text, which is also written to classification_report.txt.
     """
@@ -176,6 +179,10 @@ def write_test_outputs(model: minicnn.Sequential, data: Data, out: Path, batch_s
     evaluation.plot_confusion_matrix(cm, out / "confusion_matrix.png", title=f"Confusion matrix: {about}")
     evaluation.plot_misclassified(data.x_test, data.y_test, probabilities, out / "misclassified.png",
                                   title="Misclassified held-out test images (final model)")
+    viz.plot_confused_pairs(data.x_test, data.y_test, probabilities, out / "confused_pairs.png")
+    viz.plot_filters(model, out / "filters.png")
+    viz.plot_feature_maps(model, data.x_test[:1], out / "feature_maps.png")
+    viz.plot_saliency(model, data.x_test[:8], data.y_test[:8], out / "saliency.png")
     report = (f"Classification report: {about} (trained on {len(data.x_train):,} images)\n\n"
               + evaluation.classification_report(data.y_test, probabilities,
                                                  [str(c) for c in range(data.num_classes)]))

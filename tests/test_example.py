@@ -22,7 +22,8 @@ from minicnn.experiments.evaluation import to_labels
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mnist_kfold.py"
 OUTPUTS = {"fold_1.json", "fold_2.json", "test.json", "learning_curves.png", "confusion_matrix.png",
-           "classification_report.txt", "misclassified.png", "final_model.npz", "results.json"}
+           "classification_report.txt", "misclassified.png", "final_model.npz", "results.json",
+           "confused_pairs.png", "filters.png", "feature_maps.png", "saliency.png"}
 DIGITS = ["--dataset", "digits", "--folds", "2", "--epochs", "1", "--verbose", "0"]
 
 
