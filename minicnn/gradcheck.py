@@ -137,6 +137,8 @@ class GradcheckReport:
     """What ran: the path, its kernels and the fused steps."""
     sections: dict[str, str] = field(default_factory=dict)
     """The docs section for each step name."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """How the report names each step: ``layer "conv2d" (Conv2D)``."""
     subject: str = ""
     """The layer a layer check checks (blamed when one of its tensors fails)."""
 
@@ -192,9 +194,8 @@ class GradcheckReport:
     def _diagnosis(self) -> str:
         lines = ["  FAILED"]
         if self.blamed:
-            lines.append(f"  look first at: {', '.join(self.blamed)}")
-        for p in self.problems:
-            lines.append(f"  - {p.step}: {p.message}")
+            lines.append(f"  look first at: {', '.join(self.labels.get(s, s) for s in self.blamed)}")
+        lines += [f"  - {p.message}" for p in self.problems]
         shown = [c for c in self.failures if c.step] or self.failures
         for c in shown:
             lines.append(f"  - {c.key}: relative error {c.relative_error:.2e}"
@@ -261,12 +262,11 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
         step = _Step(layer)
         report = GradcheckReport(f"{layer.label()}, input {x.shape}", eps, tolerance,
                                  checked=_path_description([step]), subject=step.name,
-                                 sections={step.name: _section(step.kind)})
+                                 sections={step.name: _section(step.kind)}, labels={step.name: step.label})
         state = _generator_states([step])  # before the forward pass draws the dropout mask
         analytic = step.analytic(x, g, report.problems)
-        if analytic is not None:
-            report.checks += step.compare(x, g, analytic, eps, max_checks, rng, tolerance, state=state,
-                                          label_step=False)
+        report.checks += step.compare(x, g, analytic, eps, max_checks, rng, tolerance, state=state,
+                                      label_step=False)
         return report
 
 
@@ -308,7 +308,8 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     steps = _model_steps(model)
     report = GradcheckReport(f'model "{model.name}", input {x.shape}', eps, tolerance,
                              checked=_path_description(steps),
-                             sections={s.name: _section(s.kind) for s in steps} | {"loss": _section("loss")})
+                             sections={s.name: _section(s.kind) for s in steps} | {"loss": _section("loss")},
+                             labels={s.name: s.label for s in steps} | {"loss": "the loss"})
     rng = np.random.default_rng(seed)
     start = _generator_states(steps)
 
@@ -330,15 +331,15 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     upstream, done = dz["z"], []
     for i in reversed(range(len(steps))):
         analytic = steps[i].analytic(inputs[i], upstream, report.problems, forward_done=True)
-        if analytic is None:
-            break  # nothing below this step can be compared
+        if "x" not in analytic:
+            break  # no gradient to pass on: nothing below this step can be checked
         done.append((i, upstream, analytic))
         upstream = analytic["x"]
     for i, g, analytic in done:
         report.step_checks += steps[i].compare(inputs[i], g, analytic, eps, max_checks, rng, tolerance,
                                                state=states[i], factors=factors)
-    if report.problems:
-        return report
+    if len(done) < len(steps):
+        return report  # the chain broke: no end-to-end gradient
 
     # End to end: the loss itself against the input and every parameter.
     def loss_and_switches() -> tuple[float, list]:
@@ -352,7 +353,8 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     end_to_end = {"x": (x, upstream)}
     for i, _, analytic in reversed(done):
         for key, param in steps[i].params.items():
-            end_to_end[steps[i].param_key(key)] = (param, analytic[key])
+            if key in analytic:
+                end_to_end[steps[i].param_key(key)] = (param, analytic[key])
     for name, (target, grad) in end_to_end.items():
         report.checks.append(_compare_tensor(name, None, target, grad, loss_and_switches, eps, max_checks,
                                              rng, tolerance, factors))
@@ -370,7 +372,7 @@ def _model_steps(model: Sequential) -> list[_Step]:
 def _merge(parts: list[GradcheckReport], paths: tuple[str, ...]) -> GradcheckReport:
     first = parts[0]
     report = GradcheckReport(first.title, first.eps, first.tolerance, sections=first.sections,
-                             checked="; ".join(p.checked for p in parts))
+                             labels=first.labels, checked="; ".join(p.checked for p in parts))
     for part, path in zip(parts, paths, strict=True):
         report.checks += [dataclasses.replace(c, name=f"{c.name} [{path}]") for c in part.checks]
         report.step_checks += [dataclasses.replace(c, name=f"{c.name} [{path}]") for c in part.step_checks]
@@ -429,9 +431,9 @@ class _Step:
         return found
 
     def analytic(self, x: np.ndarray, g: np.ndarray, problems: list[Problem],
-                 forward_done: bool = False) -> dict[str, np.ndarray] | None:
-        """``{"x": dx, key: dW, ...}`` from one backward with upstream gradient ``g``, or None after
-        recording why they cannot be compared (a raised error, a wrong shape, a missing gradient)."""
+                 forward_done: bool = False) -> dict[str, np.ndarray]:
+        """``{"x": dx, key: dW, ...}`` from one backward with upstream gradient ``g``: those that can be
+        compared; a problem for each that cannot (a raised error, a wrong shape, a missing gradient)."""
         if not forward_done:
             self.forward(x)
         try:
@@ -439,7 +441,7 @@ class _Step:
             grads = self.grads()
         except Exception as exc:  # a student's backward may raise anything: name the step instead
             problems.append(Problem(self.name, f"{self.label}: backward raised {type(exc).__name__}: {exc}"))
-            return None
+            return {}
         return _check_shapes(self, x, dx, grads, problems)
 
     def compare(self, x: np.ndarray, g: np.ndarray, analytic: dict, eps: float, max_checks: int | None,
@@ -457,7 +459,7 @@ class _Step:
         targets = {"x": x, **self.params}
         return [_compare_tensor(name, self.name if label_step else None, target, analytic[name], f, eps,
                                 max_checks, rng, tolerance, known)
-                for name, target in targets.items()]
+                for name, target in targets.items() if name in analytic]
 
 
 class _LossStep:
@@ -491,29 +493,27 @@ class _LossStep:
 
 
 def _check_shapes(step: _Step, x: np.ndarray, dx, grads: dict, problems: list[Problem]
-                  ) -> dict[str, np.ndarray] | None:
-    """The analytic gradients if ``dx`` and every gradient have the right shapes, else None and problems."""
-    found = []
-    if not isinstance(dx, np.ndarray) or dx.shape != x.shape:
-        got = f"an array of shape {dx.shape}" if isinstance(dx, np.ndarray) else type(dx).__name__
-        found.append(f"backward returned {got}; expected dx of shape {x.shape}, the shape of its input")
-    for key, param in step.params.items():
-        grad = grads.get(key)
-        if grad is None:
-            found.append(f"backward left no gradient for {key!r} in grads (it must fill the same keys as "
-                         f"params: {sorted(step.params)}; got {sorted(grads)})")
-        elif np.shape(grad) != param.shape:
-            found.append(f"the gradient of {key!r} has shape {np.shape(grad)}; expected {param.shape}, "
-                         "the shape of the parameter")
-    for message in found:
+                  ) -> dict[str, np.ndarray]:
+    """The analytic gradients that can be compared: ``"x"`` and each parameter's, each only if it
+    has the right shape and is finite. Every one that cannot is a problem naming the step."""
+    candidates = {"x": (dx, x.shape, "dx", "its input")}
+    candidates |= {key: (grads.get(key), param.shape, f"the gradient of {key!r}", "the parameter")
+                   for key, param in step.params.items()}
+    analytic = {}
+    for key, (grad, shape, what, of) in candidates.items():
+        if key != "x" and grad is None:
+            message = (f"backward left no gradient for {key!r} in grads (it must fill the same keys as "
+                       f"params: {sorted(step.params)}; got {sorted(grads)})")
+        elif not isinstance(grad, np.ndarray):
+            message = f"{what} is {type(grad).__name__}; expected an array of shape {shape}"
+        elif grad.shape != shape:
+            message = f"{what} has shape {grad.shape}; expected {shape}, the shape of {of}"
+        elif not np.isfinite(grad).all():
+            message = f"{what} contains NaN or Inf"
+        else:
+            analytic[key] = grad.copy()
+            continue
         problems.append(Problem(step.name, f"{step.label}: {message}"))
-    if found:
-        return None
-    analytic = {"x": dx, **{key: np.asarray(grads[key]).copy() for key in step.params}}
-    bad = [key for key, a in analytic.items() if not np.isfinite(a).all()]
-    if bad:
-        problems.append(Problem(step.name, f"{step.label}: the gradients of {bad} contain NaN or Inf"))
-        return None
     return analytic
 
 
@@ -659,7 +659,8 @@ def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: in
         textbook = _Textbook(opt)
         report = GradcheckReport(f"{type(opt).__name__}({opt.get_config()})", 0.0, tolerance,
                                  checked=f"{_active_path()} kernels, {steps} steps",
-                                 sections={type(opt).__name__: _section(type(opt).__name__)})
+                                 sections={type(opt).__name__: _section(type(opt).__name__)},
+                                 labels={type(opt).__name__: f"{type(opt).__name__}.update"})
         for t in range(1, steps + 1):
             grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
             before = {k: p.copy() for k, p in params.items()}
