@@ -393,7 +393,7 @@ class _Step:
         self.layers: list[Layer] = obj.layers if isinstance(obj, fused.ConvPoolBlock) else [obj]
         self.fused = isinstance(obj, fused.ConvPoolBlock)
         self.name = obj.name if self.fused else (obj.name or obj.default_name)
-        self.kind = type(obj).__name__
+        self.kind = type(obj)
         self.label = f'fused step "{obj.name}"' if self.fused else obj.label()
 
     @property
@@ -593,13 +593,12 @@ def factor_hint(analytic: np.ndarray, numeric: np.ndarray, factors: list[tuple[f
     big = np.abs(numeric) > 1e-3 * scale
     lost = int(np.sum(big & (np.abs(analytic) <= 1e-9 * scale)))
     stray = int(np.sum(~big & (np.abs(analytic) > 1e-3 * scale)))
-    if big.any():
-        ratios = analytic[big] / numeric[big]
-        k = float(np.median(ratios))
-        if k != 0 and np.all(np.abs(ratios - k) <= 1e-4 * abs(k)):
-            return f"analytic = {k:.4g} x numeric at every checked entry: {_factor_story(k, factors)}"
     if not big.any():
         return "numeric gradient is 0 at every checked entry, but the analytic one is not"
+    ratios = analytic[big] / numeric[big]
+    k = float(np.median(ratios))
+    if not lost and not stray and k != 0 and np.all(np.abs(ratios - k) <= 1e-4 * abs(k)):
+        return f"analytic = {k:.4g} x numeric at every checked entry: {_factor_story(k, factors)}"
     parts = []
     if lost:
         parts.append(f"analytic is 0 at {lost} entries where numeric is not (gradient never routed there?)")
@@ -659,7 +658,7 @@ def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: in
         textbook = _Textbook(opt)
         report = GradcheckReport(f"{type(opt).__name__}({opt.get_config()})", 0.0, tolerance,
                                  checked=f"{_active_path()} kernels, {steps} steps",
-                                 sections={type(opt).__name__: _section(type(opt).__name__)},
+                                 sections={type(opt).__name__: _section(type(opt))},
                                  labels={type(opt).__name__: f"{type(opt).__name__}.update"})
         for t in range(1, steps + 1):
             grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
@@ -743,8 +742,11 @@ def _path_description(steps: list[_Step]) -> str:
             (f"fused steps {', '.join(blocks)}" if blocks else "no fused steps"))
 
 
-def _section(kind: str) -> str:
-    return f"{DOCS}#{SECTIONS[kind]}" if kind in SECTIONS else DOCS
+def _section(kind: type | str) -> str:
+    """The docs section for a class (or the nearest base class the docs derive), or a name."""
+    names = [c.__name__ for c in kind.__mro__] if isinstance(kind, type) else [kind]
+    found = [SECTIONS[name] for name in names if name in SECTIONS]
+    return f"{DOCS}#{found[0]}" if found else DOCS
 
 
 @contextlib.contextmanager
