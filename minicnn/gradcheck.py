@@ -270,6 +270,27 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
         return report
 
 
+def check_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, analytic: np.ndarray, *, name: str = "x",
+                   eps: float = 1e-6, tolerance: float = TOLERANCE, factors: list[tuple[float, str]] = ()
+                   ) -> GradcheckReport:
+    """Check the gradient ``analytic`` of any scalar function ``f`` at ``x`` (every entry, in float64).
+
+    For a loss, say: ``check_gradient(lambda z: loss(z, y)[0], z, loss(z, y)[1], name="z")``.
+    ``factors``: ``(k, explanation)`` pairs the hint may name (see :func:`factor_hint`).
+    """
+    x = np.array(x, dtype=np.float64)
+    report = GradcheckReport(f"the gradient with respect to {name}, at {name} of shape {x.shape}", eps,
+                             tolerance, subject=name)
+    analytic = np.asarray(analytic)
+    if analytic.shape != x.shape:
+        report.problems.append(Problem(name, f"the gradient has shape {analytic.shape}; expected {x.shape}, "
+                                             f"the shape of {name}"))
+        return report
+    report.checks.append(_compare_tensor(name, None, x, analytic, lambda: (f(x), []), eps, None,
+                                         np.random.default_rng(0), tolerance, list(factors)))
+    return report
+
+
 # --------------------------------------------------------------------------- checking a model
 
 
@@ -590,9 +611,9 @@ def factor_hint(analytic: np.ndarray, numeric: np.ndarray, factors: list[tuple[f
     if not len(numeric):
         return ""
     scale = max(np.abs(numeric).max(), np.abs(analytic).max())
-    big = np.abs(numeric) > 1e-3 * scale
-    lost = int(np.sum(big & (np.abs(analytic) <= 1e-9 * scale)))
-    stray = int(np.sum(~big & (np.abs(analytic) > 1e-3 * scale)))
+    big = np.abs(numeric) > 1e-3 * scale  # clearly nonzero: a ratio means something there
+    lost = int(np.sum(big & (np.abs(analytic) <= 1e-7 * scale)))
+    stray = int(np.sum((np.abs(numeric) <= 1e-7 * scale) & (np.abs(analytic) > 1e-3 * scale)))
     if not big.any():
         return "numeric gradient is 0 at every checked entry, but the analytic one is not"
     ratios = analytic[big] / numeric[big]
