@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, losses, optimizers
+from minicnn import fused, kernels, losses, optimizers, saving
 from minicnn.layers import Input, Layer
 from minicnn.layers.base import channels_first_hint
 from minicnn.seeding import make_rng
@@ -310,6 +310,10 @@ class Sequential:
         Training stops with a FloatingPointError at the first loss that is not finite.
         """
         self._require_compiled("fit")
+        if validation_data is not None and validation_split:
+            raise ValueError("fit: pass validation_data or validation_split, not both")
+        if validation_split:
+            x, y, validation_data = _split_off_validation(np.asarray(x), np.asarray(y), validation_split)
         x, y = self._check_data(x, y, "fit")
         _check_int(batch_size, "fit: batch_size", minimum=1)
         _check_int(epochs, "fit: epochs", minimum=1)
@@ -317,10 +321,6 @@ class Sequential:
         if initial_epoch >= epochs:
             raise ValueError(f"fit: initial_epoch ({initial_epoch}) must be less than epochs ({epochs}), "
                              "the index of the epoch to stop before")
-        if validation_data is not None and validation_split:
-            raise ValueError("fit: pass validation_data or validation_split, not both")
-        if validation_split:
-            x, y, validation_data = _split_off_validation(x, y, validation_split)
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "fit: validation_data")
         rng = make_rng(seed)
@@ -406,9 +406,7 @@ class Sequential:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one ``.npz`` file, atomically: see :func:`minicnn.saving.save_model`."""
-        from minicnn.saving import save_model
-
-        save_model(self, path)
+        saving.save_model(self, path)
 
     # ------------------------------------------------------------------ checks
 
@@ -448,6 +446,12 @@ class Sequential:
         if y.ndim == 0 or len(y) != len(x):
             raise ValueError(f"{verb}: x has {len(x)} samples but y has {len(y) if y.ndim else 'none'}")
         return x, self.loss.targets(y, self.output_shape[-1], self.dtype, verb)
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
+    return saving.load_model(path, Sequential)
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
