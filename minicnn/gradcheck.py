@@ -214,11 +214,12 @@ class GradcheckReport:
 
 def _table(checks: list[TensorCheck], tolerance: float, heading: str) -> list[str]:
     lines = [f"  {heading}"] if heading else []
-    lines.append(f"  {'tensor':<30} {'shape':<18} {'rel. error':>11} {'max |diff|':>11} {'checked':>8} "
+    w = max([30, *(len(c.key) + 1 for c in checks)])
+    lines.append(f"  {'tensor':<{w}} {'shape':<18} {'rel. error':>11} {'max |diff|':>11} {'checked':>8} "
                  f"{'kinks':>6}")
     for c in checks:
         flag = "" if c.relative_error < tolerance else "  <-- FAIL"
-        lines.append(f"  {c.key:<30} {str(c.shape):<18} {c.relative_error:>11.2e} {c.max_abs_error:>11.2e} "
+        lines.append(f"  {c.key:<{w}} {str(c.shape):<18} {c.relative_error:>11.2e} {c.max_abs_error:>11.2e} "
                      f"{c.checked:>8} {c.kinks:>6}{flag}")
     return lines
 
