@@ -76,13 +76,16 @@ class Entry:
     index: tuple[int, ...]
     analytic: float
     numeric: float
+    names: tuple[str, str] = ("analytic", "numeric")
+    """What the two values are called: an optimizer check compares an update with the expected one."""
 
     @property
     def ratio(self) -> float:
         return self.analytic / self.numeric if self.numeric != 0 else float("nan")
 
     def __str__(self) -> str:
-        return (f"index {self.index}: analytic {self.analytic:.6g}, numeric {self.numeric:.6g}, "
+        first, second = self.names
+        return (f"index {self.index}: {first} {self.analytic:.6g}, {second} {self.numeric:.6g}, "
                 f"ratio {self.ratio:.4g}")
 
 
@@ -171,7 +174,8 @@ class GradcheckReport:
         return list(dict.fromkeys(named))
 
     def __str__(self) -> str:
-        lines = [f"gradcheck {self.title}: float64, eps={self.eps:g}, tolerance {self.tolerance:g}"]
+        eps = f", eps={self.eps:g}" if self.eps else ""
+        lines = [f"gradcheck {self.title}: float64{eps}, tolerance {self.tolerance:g}"]
         if self.checked:
             lines.append(f"  checked: {self.checked}")
         if self.checks:
@@ -679,7 +683,8 @@ def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: in
         params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
         textbook = _Textbook(opt)
         report = GradcheckReport(f"{type(opt).__name__}({opt.get_config()})", 0.0, tolerance,
-                                 checked=f"{_active_path()} kernels, {steps} steps",
+                                 checked=f"{_active_path()} kernels, {steps} steps, each update against "
+                                         "the formula", subject=type(opt).__name__,
                                  sections={type(opt).__name__: _section(type(opt))},
                                  labels={type(opt).__name__: f"{type(opt).__name__}.update"})
         for t in range(1, steps + 1):
@@ -696,13 +701,14 @@ def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: in
                 got = (params[k] - before[k]).reshape(-1)
                 want = expected[k].reshape(-1)
                 check = TensorCheck(f"step {t}: {k}", params[k].shape, relative_error(got, want),
-                                    float(np.max(np.abs(got - want))), got.size, step=type(opt).__name__)
+                                    float(np.max(np.abs(got - want))), got.size)
                 if not check.relative_error < tolerance:
                     order = np.argsort(-np.abs(got - want))[:WORST]
-                    check.worst = [Entry((int(i),), float(got[i]), float(want[i])) for i in order]
+                    check.worst = [Entry((int(i),), float(got[i]), float(want[i]), ("update", "expected"))
+                                   for i in order]
                     check.hint = factor_hint(got, want, textbook.factors(t)).replace(
                         "analytic", "update").replace("numeric", "expected")
-                report.step_checks.append(check)
+                report.checks.append(check)
         return report
 
 

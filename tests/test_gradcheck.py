@@ -187,7 +187,7 @@ def test_both_paths_in_one_report():
 def test_optimizers_follow_their_textbook_formula(optimizer):
     report = gradcheck.check_optimizer(optimizer, steps=4)
     report.assert_ok()
-    assert len(report.step_checks) == 8  # two parameters, four steps
+    assert len(report.checks) == 8  # two parameters, four steps
     assert optimizer.iterations == 0 and optimizer.state == {}  # a copy was stepped
 
 
@@ -200,7 +200,7 @@ def test_a_wrong_momentum_is_caught(monkeypatch):
     monkeypatch.setattr(SGD, "update", update)
     report = gradcheck.check_optimizer(SGD(0.1, momentum=0.9))
     assert not report.ok and report.blamed == ["SGD"]
-    errors = {c.name: c.relative_error for c in report.step_checks}
+    errors = {c.name: c.relative_error for c in report.checks}
     assert errors["step 1: w"] < 1e-12 and errors["step 2: w"] > 1e-2  # the first step has no momentum yet
     assert "SGD.update" in str(report)
 
