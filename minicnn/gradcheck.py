@@ -81,7 +81,7 @@ class Entry:
 
     @property
     def ratio(self) -> float:
-        return self.analytic / self.numeric if self.numeric != 0 else float("nan")
+        return self.analytic / self.numeric + 0.0 if self.numeric != 0 else float("nan")  # + 0.0: no "-0"
 
     def __str__(self) -> str:
         first, second = self.names
@@ -270,8 +270,8 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
                                  sections={step.name: _section(step.kind)}, labels={step.name: step.label})
         state = _generator_states([step])  # before the forward pass draws the dropout mask
         analytic = step.analytic(x, g, report.problems)
-        report.checks += step.compare(x, g, analytic, eps, max_checks, rng, tolerance, state=state,
-                                      label_step=False)
+        check = _Checker(eps, max_checks, rng, tolerance, [])
+        report.checks += step.compare(x, g, analytic, check, state=state, label_step=False)
         return report
 
 
@@ -330,13 +330,13 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     model.astype(np.float64)
     y = np.asarray(y)
     y = to_categorical(y, model.output_shape[-1], np.float64) if y.ndim == 1 else y.astype(np.float64)
-    loss_fn = model.loss or CategoricalCrossentropy(from_logits=not model.ends_in_softmax)
+    loss = _LossStep(model.loss or CategoricalCrossentropy(from_logits=not model.ends_in_softmax), y)
     steps = _model_steps(model)
     report = GradcheckReport(f'model "{model.name}", input {x.shape}', eps, tolerance,
                              checked=_path_description(steps),
                              sections={s.name: _section(s.kind) for s in steps} | {"loss": _section("loss")},
                              labels={s.name: s.label for s in steps} | {"loss": "the loss"})
-    rng = np.random.default_rng(seed)
+    check = _Checker(eps, max_checks, np.random.default_rng(seed), tolerance, _factors(model, x))
     start = _generator_states(steps)
 
     # One forward pass, keeping each step's input and generator state, then the loss.
@@ -345,27 +345,20 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
         inputs.append(out.copy())
         states.append(_generator_states([step]))
         out = step.forward(out)
-    z = out
-    loss_step = _LossStep(loss_fn, y)
-    dz = loss_step.analytic(z, None, report.problems)
+    dz = loss.analytic(out, None, report.problems)
     if dz is None:
         return report
-    factors = _factors(model, x)
-    report.step_checks += loss_step.compare(z, dz, eps, max_checks, rng, tolerance, factors)
+    report.step_checks += loss.compare(out, dz, check)
 
     # Backward, step by step: each step's analytic gradients, checked where they are made.
     upstream, done = dz["z"], []
     for i in reversed(range(len(steps))):
         analytic = steps[i].analytic(inputs[i], upstream, report.problems, forward_done=True)
         if "x" not in analytic:
-            break  # no gradient to pass on: nothing below this step can be checked
-        done.append((i, upstream, analytic))
+            return report  # no gradient to pass on: nothing below this step, nor end to end, can be checked
+        report.step_checks += steps[i].compare(inputs[i], upstream, analytic, check, state=states[i])
+        done.append((steps[i], analytic))
         upstream = analytic["x"]
-    for i, g, analytic in done:
-        report.step_checks += steps[i].compare(inputs[i], g, analytic, eps, max_checks, rng, tolerance,
-                                               state=states[i], factors=factors)
-    if len(done) < len(steps):
-        return report  # the chain broke: no end-to-end gradient
 
     # End to end: the loss itself against the input and every parameter.
     def loss_and_switches() -> tuple[float, list]:
@@ -374,16 +367,14 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
         for step in steps:
             out = step.forward(out)
             switches += step.switches()
-        return loss_fn.loss_and_gradient(out, y)[0], switches
+        return loss.value(out), switches
 
     end_to_end = {"x": (x, upstream)}
-    for i, _, analytic in reversed(done):
-        for key, param in steps[i].params.items():
-            if key in analytic:
-                end_to_end[steps[i].param_key(key)] = (param, analytic[key])
-    for name, (target, grad) in end_to_end.items():
-        report.checks.append(_compare_tensor(name, None, target, grad, loss_and_switches, eps, max_checks,
-                                             rng, tolerance, factors))
+    for step, analytic in reversed(done):
+        end_to_end |= {step.param_key(key): (param, analytic[key]) for key, param in step.params.items()
+                       if key in analytic}
+    report.checks += [check.tensor(name, None, target, grad, loss_and_switches)
+                      for name, (target, grad) in end_to_end.items()]
     return report
 
 
@@ -404,6 +395,7 @@ def _merge(parts: list[GradcheckReport], paths: tuple[str, ...]) -> GradcheckRep
         report.step_checks += [dataclasses.replace(c, name=f"{c.name} [{path}]") for c in part.step_checks]
         report.problems += [Problem(p.step, f"[{path}] {p.message}") for p in part.problems]
         report.sections |= part.sections
+        report.labels |= part.labels
     return report
 
 
@@ -470,9 +462,8 @@ class _Step:
             return {}
         return _check_shapes(self, x, dx, grads, problems)
 
-    def compare(self, x: np.ndarray, g: np.ndarray, analytic: dict, eps: float, max_checks: int | None,
-                rng: np.random.Generator, tolerance: float, state: list | None = None,
-                factors: list | None = None, label_step: bool = True) -> list[TensorCheck]:
+    def compare(self, x: np.ndarray, g: np.ndarray, analytic: dict, check: _Checker,
+                state: list | None = None, label_step: bool = True) -> list[TensorCheck]:
         """Each tensor of this step against finite differences of ``sum(forward(x) * g)``."""
         state = _generator_states([self]) if state is None else state
         x = x.copy()
@@ -481,10 +472,9 @@ class _Step:
             _restore(state)
             return float((self.forward(x) * g).sum()), self.switches()
 
-        known = (factors or []) + _dropout_factors(self.layers)
         targets = {"x": x, **self.params}
-        return [_compare_tensor(name, self.name if label_step else None, target, analytic[name], f, eps,
-                                max_checks, rng, tolerance, known)
+        return [check.tensor(name, self.name if label_step else None, target, analytic[name], f,
+                             _dropout_factors(self.layers))
                 for name, target in targets.items() if name in analytic]
 
 
@@ -510,12 +500,12 @@ class _LossStep:
             return None
         return {"z": dz}
 
-    def compare(self, z: np.ndarray, analytic: dict, eps: float, max_checks: int | None,
-                rng: np.random.Generator, tolerance: float, factors: list) -> list[TensorCheck]:
+    def value(self, z: np.ndarray) -> float:
+        return self.loss_fn.loss_and_gradient(z, self.y)[0]
+
+    def compare(self, z: np.ndarray, analytic: dict, check: _Checker) -> list[TensorCheck]:
         z = z.copy()
-        f = lambda: (self.loss_fn.loss_and_gradient(z, self.y)[0], [])  # noqa: E731
-        return [_compare_tensor("z", self.name, z, analytic["z"], f, eps, max_checks, rng, tolerance,
-                                factors)]
+        return [check.tensor("z", self.name, z, analytic["z"], lambda: (self.value(z), []))]
 
 
 def _check_shapes(step: _Step, x: np.ndarray, dx, grads: dict, problems: list[Problem]
@@ -544,6 +534,23 @@ def _check_shapes(step: _Step, x: np.ndarray, dx, grads: dict, problems: list[Pr
 
 
 # --------------------------------------------------------------------------- comparing one tensor
+
+
+@dataclass
+class _Checker:
+    """The settings of one check: ``eps``, sampling, tolerance, and the factors hints may name."""
+
+    eps: float
+    max_checks: int | None
+    rng: np.random.Generator
+    tolerance: float
+    factors: list[tuple[float, str]]
+
+    def tensor(self, name: str, step: str | None, target: np.ndarray, analytic: np.ndarray,
+               f: Callable[[], tuple[float, list]], factors: list[tuple[float, str]] = ()) -> TensorCheck:
+        """Compare ``analytic`` with central differences of ``f`` on the chosen entries of ``target``."""
+        return _compare_tensor(name, step, target, analytic, f, self.eps, self.max_checks, self.rng,
+                               self.tolerance, self.factors + list(factors))
 
 
 def _compare_tensor(name: str, step: str | None, target: np.ndarray, analytic: np.ndarray,
