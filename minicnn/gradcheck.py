@@ -58,6 +58,8 @@ from minicnn.model import Sequential
 TOLERANCE = 1e-6
 WORST = 3
 """How many of the worst entries a failing tensor shows."""
+EDGE_CHECKS = 2
+"""Sampled checks also take this many random entries on each face of a tensor (first or last index)."""
 
 DOCS = "docs/backprop.md"
 SECTIONS = {"Dense": "dense", "Conv2D": "conv2d", "MaxPooling2D": "maxpooling2d", "Dropout": "dropout",
@@ -575,16 +577,22 @@ def _compare_tensor(name: str, step: str | None, target: np.ndarray, analytic: n
 
 def choose_entries(analytic: np.ndarray, max_checks: int | None, rng: np.random.Generator) -> np.ndarray:
     """Flat indices to check: all if ``max_checks`` is None (or covers the tensor), else ``max_checks``
-    random entries, as many among those with a nonzero analytic gradient, and every corner."""
+    random entries, as many among those with a nonzero analytic gradient, every corner, and
+    :data:`EDGE_CHECKS` random entries on each face (each axis at its first or last index), where
+    padding and window bugs live."""
     analytic = np.asarray(analytic)
-    size = analytic.size
+    shape, size = analytic.shape, analytic.size
     if max_checks is None or max_checks >= size:
         return np.arange(size)
     nonzero = np.flatnonzero(analytic)
-    corners = [np.ravel_multi_index(c, analytic.shape)
-               for c in itertools.product(*[sorted({0, d - 1}) for d in analytic.shape])]
+    ends = [sorted({0, d - 1}) for d in shape]
+    corners = [np.ravel_multi_index(c, shape) for c in itertools.product(*ends)]
     chosen = [rng.choice(size, max_checks, replace=False),
               rng.choice(nonzero, min(max_checks, len(nonzero)), replace=False), np.array(corners, dtype=int)]
+    for axis, end in itertools.product(range(len(shape)), (0, -1)):
+        face = [rng.integers(0, d, EDGE_CHECKS) for d in shape]
+        face[axis] = np.full(EDGE_CHECKS, shape[axis] - 1 if end else 0)
+        chosen.append(np.ravel_multi_index(face, shape))
     return np.unique(np.concatenate(chosen))
 
 

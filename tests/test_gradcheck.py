@@ -121,7 +121,7 @@ def test_without_kinks_counted_a_zero_background_would_fail():
 # --------------------------------------------------------------------------- sampling, hints, paths
 
 
-def test_sampling_covers_every_corner_and_nonzero_entries():
+def test_sampling_covers_corners_faces_and_nonzero_entries():
     analytic = np.zeros((2, 5, 6, 3))
     analytic[1, 2, 3, 1] = 1.0
     chosen = gradcheck.choose_entries(analytic, 3, np.random.default_rng(0))
@@ -129,6 +129,9 @@ def test_sampling_covers_every_corner_and_nonzero_entries():
     assert (1, 2, 3, 1) in picked
     assert {(n, h, w, c) for n in (0, 1) for h in (0, 4) for w in (0, 5) for c in (0, 2)} <= picked
     assert len(gradcheck.choose_entries(analytic, None, np.random.default_rng(0))) == analytic.size
+    for axis in range(4):
+        for end in (0, analytic.shape[axis] - 1):
+            assert sum(index[axis] == end for index in picked) >= gradcheck.EDGE_CHECKS
 
 
 @pytest.mark.parametrize("analytic,numeric,factors,expected", [
