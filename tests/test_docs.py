@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["docs/backprop.md", "docs/architecture.md"]
+DOCUMENTS = ["README.md", "docs/backprop.md", "docs/architecture.md"]
 
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
                    re.MULTILINE | re.DOTALL)  # a fence may be indented, inside a list item
