@@ -10,18 +10,19 @@ from minicnn import threads
 threads.apply_defaults()  # before NumPy loads OpenBLAS, if it has not yet
 
 # isort: split
-from minicnn import kernels  # noqa: E402
+from minicnn import callbacks, kernels, metrics, optimizers, schedules  # noqa: E402
 from minicnn.layers import *  # noqa: E402, F403  (every layer class, see minicnn.layers)
 from minicnn.layers import __all__ as _layer_names  # noqa: E402
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical  # noqa: E402
 from minicnn.model import History, Sequential  # noqa: E402
-from minicnn.optimizers import SGD, Adam  # noqa: E402
-from minicnn.saving import load_model  # noqa: E402
+from minicnn.optimizers import SGD, Adam, RMSprop  # noqa: E402
+from minicnn.saving import load_model, model_from_json  # noqa: E402
 from minicnn.seeding import set_random_seed  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    *_layer_names, "SGD", "Adam", "CategoricalCrossentropy", "History", "Sequential",
-    "SparseCategoricalCrossentropy", "kernels", "load_model", "set_random_seed", "to_categorical",
+    *_layer_names, "SGD", "Adam", "RMSprop", "CategoricalCrossentropy", "History", "Sequential",
+    "SparseCategoricalCrossentropy", "callbacks", "kernels", "load_model", "metrics", "model_from_json",
+    "optimizers", "schedules", "set_random_seed", "to_categorical",
 ]

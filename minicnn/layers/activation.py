@@ -12,8 +12,8 @@ __all__ = ["ReLU", "Softmax"]
 class _ActivationLayer(_Activated):
     """An activation as a layer of its own: the linear part is the identity."""
 
-    def __init__(self, activation: str, name: str | None = None):
-        super().__init__(activation, name)
+    def __init__(self, activation: str, name: str | None = None, input_shape: tuple | None = None):
+        super().__init__(activation, name, input_shape=input_shape)
 
     def get_config(self) -> dict:
         return {"name": self.name}
@@ -34,8 +34,8 @@ class ReLU(_ActivationLayer):
     default_name = "re_lu"
     keras_requires = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
 
-    def __init__(self, name: str | None = None):
-        super().__init__("relu", name)
+    def __init__(self, name: str | None = None, input_shape: tuple | None = None):
+        super().__init__("relu", name, input_shape)
 
     def to_keras(self, keras_layers):
         return keras_layers.ReLU(name=self.name)
@@ -47,8 +47,8 @@ class Softmax(_ActivationLayer):
     default_name = "softmax"
     keras_requires = {"axis": -1}
 
-    def __init__(self, name: str | None = None):
-        super().__init__("softmax", name)
+    def __init__(self, name: str | None = None, input_shape: tuple | None = None):
+        super().__init__("softmax", name, input_shape)
 
     def to_keras(self, keras_layers):
         return keras_layers.Softmax(name=self.name)

@@ -22,8 +22,8 @@ class Dense(_Activated):
     keras_requires = {"use_bias": True}
 
     def __init__(self, units: int, activation: str | None = None, seed: int | None = None,
-                 name: str | None = None, trainable: bool = True):
-        super().__init__(activation, name, trainable)
+                 name: str | None = None, trainable: bool = True, input_shape: tuple | None = None):
+        super().__init__(activation, name, trainable, input_shape)
         self.units = check_positive_int(units, "units", "Dense")
         self.seed = seed
 
