@@ -155,7 +155,7 @@ class Sequential:
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
                  f"{layer.count_params() + sum(a.size for a in layer.state.values()):,}")
                 for layer in self.layers]
-        widths = (33, 26, 13)
+        widths = (max(33, *(len(name) for name, _, _ in rows)), 26, 13)
 
         def line(left: str, mid: str, right: str, fill: str) -> str:
             return left + mid.join(fill * (w + 2) for w in widths) + right
