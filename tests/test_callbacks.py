@@ -93,7 +93,8 @@ def test_stop_training_from_a_batch_ends_fit_after_that_batch_and_its_epoch():
 
 def test_callbacks_must_be_callbacks():
     x, y = data(8)
-    with pytest.raises(TypeError, match="fit: callbacks must be minicnn.callbacks.Callback instances; got function"):
+    with pytest.raises(TypeError, match="fit: callbacks must be minicnn.callbacks.Callback instances; "
+                                        "got function"):
         tiny_model().fit(x, y, callbacks=[lambda: None], verbose=0)
 
 
@@ -232,8 +233,8 @@ def test_csv_logger_writes_one_row_per_epoch_and_appends(tmp_path):
     assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert [float(r["val_loss"]) for r in rows] == pytest.approx(history.history["val_loss"], rel=1e-12)
-    model.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0, callbacks=[CSVLogger(path, append=True)],
-              validation_data=(x, y))
+    model.fit(x, y, batch_size=4, epochs=3, initial_epoch=2, verbose=0,
+              callbacks=[CSVLogger(path, append=True)], validation_data=(x, y))
     rows = list(csv.DictReader(path.open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert path.read_text().count("epoch") == 1
@@ -360,7 +361,8 @@ def test_weight_and_step_arguments_are_checked(kwargs, error, message):
 def test_steps_per_epoch_limits_each_epoch_over_arrays():
     x, y = data(40)
     recorder = Recorder()
-    history = tiny_model().fit(x, y, batch_size=4, epochs=2, steps_per_epoch=3, verbose=0, callbacks=[recorder])
+    history = tiny_model().fit(x, y, batch_size=4, epochs=2, steps_per_epoch=3, verbose=0,
+                               callbacks=[recorder])
     assert [c[1] for c in recorder.calls if c[0] == "batch_end"] == [0, 1, 2, 0, 1, 2]
     assert history.epoch == [0, 1]
 
