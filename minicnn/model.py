@@ -108,6 +108,7 @@ class Sequential:
         return self.layers[-1].output_shape if self.layers else self.input_shape
 
     def count_params(self) -> int:
+        """Every layer's parameters and state (moving statistics), as Keras' ``count_params``."""
         return sum(layer.count_params() for layer in self.layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
@@ -153,7 +154,7 @@ class Sequential:
         """Print the layer table Keras prints: name (type), output shape, parameter count."""
         self._require_built("summary")
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
-                 f"{layer.count_params() + sum(a.size for a in layer.state.values()):,}")
+                 f"{layer.count_params():,}")
                 for layer in self.layers]
         widths = (max(33, *(len(name) for name, _, _ in rows)), 26, 13)
 

@@ -45,7 +45,7 @@ def data(n=12, seed=0):
 def test_input_shape_on_the_first_layer_builds_the_model():
     model = every_layer_model()
     assert model.built and model.input_shape == (8, 8, 3) and model.output_shape == (3,)
-    assert model.count_params() == 4 * 27 + 8 + 6 * 2 * 4 + 6 + 6 * 5 + 5 + 5 * 3 + 3
+    assert model.count_params() == 4 * 27 + 16 + 6 * 2 * 4 + 6 + 6 * 5 + 5 + 5 * 3 + 3  # BN: 4 arrays of 4
     with pytest.raises(ValueError, match=r'"dense" \(Dense\) was given input_shape=\(3,\), but only the '):
         Sequential([Input((4,)), Dense(3, input_shape=(3,))])
     with pytest.raises(ValueError, match="Conv2D: input_shape must be positive sizes"):

@@ -90,8 +90,8 @@ class Layer:
         return config
 
     def count_params(self) -> int:
-        """The number of values in ``params`` (trainable or not: see :attr:`trainable`)."""
-        return int(sum(p.size for p in self.params.values()))
+        """The number of values in ``params`` and ``state``, as Keras counts a layer's weights."""
+        return int(sum(w.size for w in self.weights))
 
     @property
     def weights(self) -> list[np.ndarray]:
