@@ -42,9 +42,10 @@ def softmax_cross_entropy(z: np.ndarray, y: np.ndarray, sample_weight: np.ndarra
     """
     n = z.shape[0]
     log_p = log_softmax(z)
+    loss = -float((y * log_p).sum()) / n
     dz = (np.exp(log_p) - y) / z.dtype.type(n)
     if sample_weight is None:
-        return -float((y * log_p).sum()) / n, dz
+        return loss, dz
     w = sample_weight.astype(z.dtype, copy=False)
     return -float(((y * log_p).sum(axis=1) * w).sum()) / n, dz * w[:, None]
 

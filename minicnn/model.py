@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, losses, optimizers
+from minicnn import fused, kernels, losses, optimizers, saving
 from minicnn import metrics as metrics_module
 from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
 from minicnn.layers import Input, Layer
@@ -548,26 +548,20 @@ class Sequential:
 
     def to_json(self, **kwargs) -> str:
         """The architecture as JSON, ``{"class_name": "Sequential", "config": ...}`` (no weights);
-        :func:`minicnn.saving.model_from_json` reads it back. ``kwargs`` go to ``json.dumps``."""
+        :func:`minicnn.model_from_json` reads it back. ``kwargs`` go to ``json.dumps``."""
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one ``.npz`` file, atomically: see :func:`minicnn.saving.save_model`."""
-        from minicnn.saving import save_model
-
-        save_model(self, path)
+        saving.save_model(self, path)
 
     def save_weights(self, path: str | os.PathLike) -> None:
         """Write every layer's weights (params and state) to a ``.weights.npz`` file, atomically."""
-        from minicnn.saving import save_weights
-
-        save_weights(self, path)
+        saving.save_weights(self, path)
 
     def load_weights(self, path: str | os.PathLike) -> None:
         """Set the weights from a file written by :meth:`save_weights` (same layer names and shapes)."""
-        from minicnn.saving import load_weights
-
-        load_weights(self, path)
+        saving.load_weights(self, path)
 
     # ------------------------------------------------------------------ checks
 
@@ -640,6 +634,17 @@ def _is_batch_source(x) -> bool:
     """True for an iterator or generator of batches (or another non-array iterable), as ``fit`` takes."""
     return (x is not None and not isinstance(x, (np.ndarray, list, tuple))
             and (hasattr(x, "__next__") or hasattr(x, "__iter__")))
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
+    return saving.load_model(path, Sequential)
+
+
+def model_from_json(text: str) -> Sequential:
+    """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote."""
+    return saving.model_from_json(text, Sequential)
 
 
 def _unique_name(base: str, taken: set) -> str:

@@ -50,18 +50,18 @@ class Optimizer:
 
     def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
         """Update every parameter in place from its gradient; one step."""
-        lr = self.learning_rate
         for name, param, grad in params_and_grads:
             if grad.shape != param.shape:
                 raise ValueError(
                     f"{type(self).__name__}: gradient of {name} has shape {grad.shape}; "
                     f"expected {param.shape}"
                 )
-            self.update(name, param, grad, lr)
+            self.update(name, param, grad)
         self.iterations += 1
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        """One step of the rule on ``param``, in place, at learning rate ``lr``."""
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """One step of the rule on ``param``, in place, at :attr:`learning_rate` (fixed within a step:
+        a schedule reads ``iterations``, which ``apply_gradients`` counts up after all updates)."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -84,17 +84,17 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: momentum must be in [0, 1); got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        f = param.dtype.type
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        lr = param.dtype.type(self.learning_rate)
         if self.momentum == 0.0:
-            param -= f(lr) * grad
+            param -= lr * grad
             return
         state = self.state.setdefault(name, {"velocity": np.zeros_like(param)})
         velocity = state["velocity"]
-        velocity *= f(self.momentum)
-        velocity -= f(lr) * grad
+        velocity *= param.dtype.type(self.momentum)
+        velocity -= lr * grad
         if self.nesterov:
-            param += velocity * f(self.momentum) - grad * f(lr)
+            param += velocity * param.dtype.type(self.momentum) - grad * lr
         else:
             param += velocity
 
@@ -125,7 +125,7 @@ class RMSprop(Optimizer):
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
         self.centered = bool(centered)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         f = param.dtype.type
         slots = ["velocity"] + ["momentum"] * (self.momentum > 0) + ["average_gradient"] * self.centered
         state = self.state.setdefault(name, {slot: np.zeros_like(param) for slot in slots})
@@ -140,7 +140,7 @@ class RMSprop(Optimizer):
             denominator = v - g * g + f(self.epsilon)
         else:
             denominator = v + f(self.epsilon)
-        step = f(lr) * grad / np.sqrt(denominator)
+        step = f(self.learning_rate) * grad / np.sqrt(denominator)
         if self.momentum > 0:
             m = state["momentum"]
             m *= f(self.momentum)
@@ -177,9 +177,9 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: epsilon must be > 0; got {epsilon!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         t = self.iterations + 1
-        alpha = lr * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         state = self.state.setdefault(name, {"m": np.zeros_like(param), "v": np.zeros_like(param)})
         adam_update(param, grad, state["m"], state["v"], alpha, self.beta_1, self.beta_2, self.epsilon)
 

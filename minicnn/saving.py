@@ -9,9 +9,11 @@ The file holds NumPy arrays and one JSON document, never pickled objects:
   settings (optimizer, loss, metrics, kernels), the optimizer's step count, and the state
   of every layer's random generator (Dropout's masks).
 
-So :func:`load_model` returns a model that continues training exactly where the saved
-one stopped: the same weights, optimizer moments, step count and dropout masks.
-Layers are found by class name in :attr:`minicnn.layers.Layer.registry`.
+So :func:`minicnn.load_model` returns a model that continues training exactly where the
+saved one stopped: the same weights, optimizer moments, step count and dropout masks.
+Layers are found by class name in :attr:`minicnn.layers.Layer.registry`. This module
+knows the file format, not the model class: ``Sequential.save`` and ``load_model`` (in
+:mod:`minicnn.model`) call it, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +30,9 @@ from minicnn import losses, optimizers
 from minicnn import metrics as metrics_module
 from minicnn.files import atomic_write
 from minicnn.layers import Layer
-from minicnn.model import Sequential
+
+if TYPE_CHECKING:
+    from minicnn.model import Sequential
 
 FORMAT = "minicnn.npz/1"
 """Written into every file, so :func:`load_model` can tell a minicnn model from any other ``.npz``."""
@@ -51,7 +55,9 @@ def save_model(model: Sequential, path: str | os.PathLike) -> None:
                          f"got the file name {path.name!r}. Use a name ending in .npz"
                          + ("; to get a Keras file, convert with minicnn.keras_compat.to_keras(model) "
                             "and save that" if path.suffix in (".keras", ".h5") else ""))
-    model._require_built("save")
+    if not model.built:
+        raise ValueError("save: the model is not built yet; start it with an Input layer "
+                         "or call build((None, *input_shape))")
     arrays: dict[str, np.ndarray] = {}
     for layer in model.layers:
         arrays.update({f"{layer.name}/{key}": value for key, value in layer.params.items()})
@@ -66,8 +72,8 @@ def save_model(model: Sequential, path: str | os.PathLike) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
-    """Rebuild a model saved by :func:`save_model`, compiled as it was if it was compiled.
+def load_model(path: str | os.PathLike, model_class: type[Sequential]) -> Sequential:
+    """Rebuild a ``model_class`` model saved by :func:`save_model`, compiled as it was if it was compiled.
 
     Raises :class:`ModelFileError` naming the file and what is wrong with it: not a
     minicnn model, truncated or damaged, an array missing or of the wrong shape or dtype,
@@ -76,7 +82,7 @@ def load_model(path: str | os.PathLike) -> Sequential:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return _load(path, data)
+            return _load(path, data, model_class)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -88,13 +94,13 @@ def load_model(path: str | os.PathLike) -> Sequential:
         raise ModelFileError(f"load_model: {path} is not a minicnn model file: {exc}") from exc
 
 
-def _load(path: Path, data) -> Sequential:
+def _load(path: Path, data, model_class: type[Sequential]) -> Sequential:
     if not isinstance(data, np.lib.npyio.NpzFile) or "__config__" not in data.files:
-        raise ModelFileError(f"load_model: {path} is not a minicnn model file (no __config__ entry)")
+        raise ModelFileError(f"load_model: {path} is not a minicnn model file (it has no __config__)")
     config = json.loads(str(data["__config__"]))
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"load_model: {path} is not a minicnn model file of format {FORMAT}")
-    model = _build(config["model"], path)
+    model = _build(config["model"], path, model_class)
 
     def array(key: str, like: np.ndarray) -> np.ndarray:
         if key not in data.files:
@@ -117,13 +123,13 @@ def _load(path: Path, data) -> Sequential:
     return model
 
 
-def model_from_json(text: str) -> Sequential:
-    """The (untrained, uncompiled) model whose architecture ``Sequential.to_json()`` wrote."""
+def model_from_json(text: str, model_class: type[Sequential]) -> Sequential:
+    """The (untrained, uncompiled) ``model_class`` model whose architecture ``Sequential.to_json()`` wrote."""
     spec = json.loads(text)
     if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" or "config" not in spec:
         raise ValueError("model_from_json: expected the JSON of Sequential.to_json(), "
                          '{"class_name": "Sequential", "config": ...}')
-    return _build(spec["config"], Path("<json>"))
+    return _build(spec["config"], Path("<json>"), model_class)
 
 
 WEIGHTS_SUFFIX = ".weights.npz"
@@ -174,8 +180,8 @@ def _weight_slots(model: Sequential):
         yield from ((f"{layer.name}/state/{key}", value) for key, value in layer.state.items())
 
 
-def _build(spec: dict, path: Path) -> Sequential:
-    model = Sequential(name=spec["name"])
+def _build(spec: dict, path: Path, model_class: type[Sequential]) -> Sequential:
+    model = model_class(name=spec["name"])
     for layer_spec in spec["layers"]:
         cls = Layer.registry.get(layer_spec["class_name"])
         if cls is None:

@@ -87,9 +87,8 @@ class Conv2D(_Activated):
 
     def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
-        cols, z = self.correlate(x)
-        if self.use_bias:
-            z = z + self.params["bias"]
+        cols, xw = self.correlate(x)
+        z = xw + self.params["bias"] if self.use_bias else xw
         if training:
             self.remember(z.shape, {"cols": cols, "x_shape": x.shape})
         return z
@@ -99,9 +98,9 @@ class Conv2D(_Activated):
 
         x: (N, H, W, C). Returns cols of shape (N, OH, OW, KH, KW, C) and xw of shape (N, OH, OW, F).
         """
-        (kh, kw) = self.kernel_size
+        (kh, kw), s = self.kernel_size, self.strides  # s: (rows, columns)
         W = self.params["kernel"]
-        cols = im2col(x, kh, kw, self.strides, self.pads)
+        cols = im2col(x, kh, kw, s, self.pads)
         xw = cols.reshape(-1, kh * kw * W.shape[2]) @ W.reshape(-1, self.filters)
         return cols, xw.reshape(x.shape[0], *self.output_shape)
 
@@ -111,10 +110,10 @@ class Conv2D(_Activated):
         W, cols, x_shape = self.params["kernel"], self.cache["cols"], self.cache["x_shape"]
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
-        grads = {"kernel": (cols_rows.T @ dz_rows).reshape(W.shape)}
         if self.use_bias:
-            grads["bias"] = dz_rows.sum(axis=0)
-        self.set_grads(**grads)
+            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
+        else:
+            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape))
         dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
         return col2im(dcols, x_shape, self.strides, self.pads)
 
