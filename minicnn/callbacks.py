@@ -8,6 +8,10 @@
   callback may add to it (``learning_rate``) before it goes into the :class:`History`;
 - ``on_train_batch_begin(batch, logs)`` and ``on_train_batch_end(batch, logs)``, batches
   counted from 0 within the epoch; ``logs`` holds the running means of the epoch so far.
+  By default they call ``on_batch_begin`` / ``on_batch_end``, Keras 2's names, as Keras 3 does.
+
+``fit`` is the only verb that takes callbacks (``evaluate`` and ``predict`` do not, so there are
+no ``on_test_*`` or ``on_predict_*`` hooks).
 
 A callback stops training by setting ``self.model.stop_training = True``: ``fit`` ends
 after the current batch (and that epoch's ``on_epoch_end``). Every callback has
@@ -51,9 +55,17 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
 
-    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras 2's name for :meth:`on_train_batch_begin`, which calls it (as Keras 3 does)."""
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras 2's name for :meth:`on_train_batch_end`, which calls it (as Keras 3 does)."""
 
 
 class History(Callback):
@@ -197,8 +209,9 @@ class ModelCheckpoint(_MonitorCallback):
 
     ``filepath`` may hold ``str.format`` fields filled with ``epoch`` (from 1) and the
     epoch's logs: ``"ckpt/model_{epoch:02d}_{val_loss:.3f}.npz"``. With ``save_best_only``
-    a file is written only when ``monitor`` improves (Keras' ``.keras``/``.weights.h5``
-    names are errors that say which names minicnn writes).
+    a file is written only when ``monitor`` improves; when the logs lack ``monitor``, a warning
+    and a save every epoch, as in Keras. (Keras' ``.keras``/``.weights.h5`` names are errors
+    that say which names minicnn writes.)
     """
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
@@ -225,10 +238,8 @@ class ModelCheckpoint(_MonitorCallback):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r} with epoch and "
                              f"{sorted(logs)}: {exc!r}") from None
-        if self.save_best_only:
-            current = self._monitored(logs, "ModelCheckpoint")
-            if current is None:
-                return
+        current = self._monitored(logs, "Saving the best model only") if self.save_best_only else None
+        if current is not None:  # without the monitored value Keras saves every epoch, and so does this
             if not self._is_improvement(current, self.best):
                 if self.verbose > 0:
                     print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
@@ -364,7 +375,7 @@ class TerminateOnNaN(Callback):
         super().__init__()
         self.raise_error = raise_error
 
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             if self.raise_error:

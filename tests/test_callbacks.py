@@ -91,6 +91,22 @@ def test_stop_training_from_a_batch_ends_fit_after_that_batch_and_its_epoch():
     assert history.epoch == [0]  # that epoch still ends, with its logs
 
 
+def test_keras_2_batch_hooks_are_called_too():
+    class Counter(Callback):
+        begun = ended = 0
+
+        def on_batch_begin(self, batch, logs=None):
+            self.begun += 1
+
+        def on_batch_end(self, batch, logs=None):
+            self.ended += 1
+
+    x, y = data(12)
+    counter = Counter()
+    tiny_model().fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[counter])
+    assert counter.begun == counter.ended == 6
+
+
 def test_callbacks_must_be_callbacks():
     x, y = data(8)
     with pytest.raises(TypeError, match="fit: callbacks must be minicnn.callbacks.Callback instances; "
@@ -213,6 +229,13 @@ def test_model_checkpoint_weights_only_and_every_epoch(tmp_path):
 def test_model_checkpoint_rejects_other_file_names(name, weights_only):
     with pytest.raises(ValueError, match="ModelCheckpoint: with save_weights_only=.* must end in"):
         ModelCheckpoint(name, save_weights_only=weights_only)
+
+
+def test_model_checkpoint_without_the_monitored_value_warns_and_saves_as_keras(tmp_path):
+    with pytest.warns(UserWarning, match="`val_loss` which is not available"):
+        drive(ModelCheckpoint(tmp_path / "m{epoch}.npz", save_best_only=True), [1.0, 2.0], monitor="loss",
+              model=tiny_model())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m1.npz", "m2.npz"]
 
 
 def test_model_checkpoint_names_a_missing_field():
