@@ -428,10 +428,10 @@ class Sequential:
         rng = make_rng(seed)
 
         def epoch_batches(epoch: int) -> Iterator[Batch]:
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))  # drawn now, even if skipped
-            return ((x[idx], y[idx], None if weights is None else weights[idx])
-                    for idx in (order[begin:begin + batch_size] for begin in range(0, steps * batch_size,
-                                                                                    batch_size)))
+            # Drawn on the call, so an epoch skipped for initial_epoch still uses up its permutation.
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            indices = [order[begin:begin + batch_size] for begin in range(0, steps * batch_size, batch_size)]
+            return ((x[i], y[i], None if weights is None else weights[i]) for i in indices)
 
         return epoch_batches, steps, validation_data
 
