@@ -78,8 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="every step on less data: "
                         + ", ".join(f"{k} {v}" for k, v in QUICK.items()))
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data-dir", metavar="DIR", help="where cifar-10-binary.tar.gz is (see "
-                        "minicnn.datasets.load_cifar10)")
+    source.add_argument("--data-dir", metavar="DIR", help="a folder holding cifar-10-binary.tar.gz, "
+                        "directly or in cifar10/ (see minicnn.datasets.load_cifar10)")
     source.add_argument("--binary", metavar="PATH", help="a folder or archive in CIFAR-10's binary format, "
                         "read with only its format checked (e.g. from examples/synthetic_cifar10.py)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory, new or empty "
