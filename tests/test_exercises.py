@@ -37,8 +37,8 @@ ANSWERS = {
         dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dcols.dtype)
         for di in range(kh):
             for dj in range(kw):
-                rows = slice(di, di + stride * (oh - 1) + 1, stride)
-                columns = slice(dj, dj + stride * (ow - 1) + 1, stride)
+                rows = slice(di, di + sh * (oh - 1) + 1, sh)
+                columns = slice(dj, dj + sw * (ow - 1) + 1, sw)
                 dxp[:, rows, columns, :] += dcols[:, :, :, di, dj, :]
         return dxp[:, top:top + h, left:left + w, :]
     """, """
@@ -137,12 +137,12 @@ def test_a_missing_mean_passes_one_sample_and_fails_larger_batches(tmp_path):
 
 
 def test_a_col2im_that_ignores_the_stride_fails_the_strided_cases(tmp_path):
-    wrong = ANSWERS["conv2d"][0].replace("di + stride * (oh - 1) + 1, stride)", "di + oh)").replace(
-        "dj + stride * (ow - 1) + 1, stride)", "dj + ow)")
+    wrong = ANSWERS["conv2d"][0].replace("di + sh * (oh - 1) + 1, sh)", "di + oh)").replace(
+        "dj + sw * (ow - 1) + 1, sw)", "dj + ow)")
     assert wrong != ANSWERS["conv2d"][0]
     write(tmp_path, "conv2d", answer("conv2d", [wrong, ANSWERS["conv2d"][1]]))
     failed = [d for d, failure in exercises.grade("conv2d", tmp_path).results if failure is not None]
-    assert failed and all("stride 2" in d or "strides=2" in d for d in failed)
+    assert failed and all("stride (2," in d or "strides=(2," in d for d in failed)
 
 
 def test_a_file_that_does_not_import_is_a_failure_not_a_crash(tmp_path, capsys):

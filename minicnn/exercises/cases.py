@@ -150,7 +150,7 @@ def _maxpool_cases(ns: SimpleNamespace) -> list[Case]:
 
 
 def _conv_cases(ns: SimpleNamespace) -> list[Case]:
-    def adjoint(x_shape: tuple, kh: int, kw: int, stride: int, pads: tuple) -> Case:
+    def adjoint(x_shape: tuple, kh: int, kw: int, stride: tuple[int, int], pads: tuple) -> Case:
         def check() -> str | None:
             x = _rng().standard_normal(x_shape)
             cols = im2col_reference(x, kh, kw, stride, pads)
@@ -168,9 +168,9 @@ def _conv_cases(ns: SimpleNamespace) -> list[Case]:
                 check)
 
     return [
-        adjoint((2, 5, 5, 3), 3, 3, 1, (1, 1, 1, 1)),
-        adjoint((1, 7, 6, 2), 3, 3, 2, (1, 1, 0, 1)),
-        adjoint((2, 9, 7, 1), 3, 2, 2, (0, 0, 0, 0)),
+        adjoint((2, 5, 5, 3), 3, 3, (1, 1), (1, 1, 1, 1)),
+        adjoint((1, 7, 6, 2), 3, 3, (2, 2), (1, 1, 0, 1)),
+        adjoint((2, 9, 7, 1), 3, 2, (2, 1), (0, 0, 0, 0)),
         _gradients(lambda: ns.MyConv2D(3, 3, seed=0), _rng().standard_normal((2, 6, 6, 2))),
         _gradients(lambda: ns.MyConv2D(2, 3, strides=2, padding="same", seed=1),
                    _rng(1).standard_normal((2, 7, 6, 3))),

@@ -7,8 +7,9 @@ Read docs/backprop.md#conv2d and #im2col-and-col2im, write ``col2im`` and
 
     x:    (N, H, W, C)               the input, NHWC
     W:    (KH, KW, C, F)             self.params["kernel"]; b: (F,) self.params["bias"]
-    cols: (N, OH, OW, KH, KW, C)     im2col(x): cols[n, i, j, di, dj, c] = xp[n, i*s + di, j*s + dj, c],
-                                     xp the input zero-padded by pads = (top, bottom, left, right)
+    cols: (N, OH, OW, KH, KW, C)     im2col(x): cols[n, i, j, di, dj, c] = xp[n, i*sh + di, j*sw + dj, c],
+                                     xp the input zero-padded by pads = (top, bottom, left, right),
+                                     (sh, sw) = stride, the steps along rows and columns
     z:    (N, OH, OW, F)             z = cols (as rows of KH*KW*C) @ W (as a (KH*KW*C, F) matrix) + b
 """
 
@@ -20,13 +21,14 @@ from minicnn.kernels.im2col import im2col_reference
 from minicnn.layers import Conv2D
 
 
-def col2im(dcols: np.ndarray, x_shape: tuple, stride: int, pads: tuple) -> np.ndarray:
+def col2im(dcols: np.ndarray, x_shape: tuple, stride: tuple[int, int], pads: tuple) -> np.ndarray:
     """The adjoint of im2col: fold ``dcols`` (N, OH, OW, KH, KW, C) back into dx of shape ``x_shape``.
 
     Every input pixel receives the sum of the gradients of all the windows it appeared in;
     gradients that fall on the padding are dropped.
     """
     top, bottom, left, right = pads
+    sh, sw = stride
     n, h, w, c = x_shape
     # TODO: add each dcols[:, :, :, di, dj, :] into a zero-padded dxp at the positions im2col read
     #       it from, then crop the padding off.
