@@ -5,14 +5,17 @@ by default, or any joblib backend by name, such as ``"dask"`` (with a
 ``dask.distributed.Client`` open) or ``"ray"`` (after ``ray.util.joblib.register_ray()``). Inside the worker,
 :func:`thread_share` sets BLAS's threads (threadpoolctl) and Numba's threads to
 the machine's cores divided by the tasks that run on it at once, so two folds on
-two cores each get one core instead of fighting over both.
+two cores each get one core instead of fighting over both. BLAS's limit is global to a
+process, so with the ``"threading"`` backend it is set once around the whole run rather
+than in each task (where one task's end would lift it under the others); Numba's thread
+count is per thread and is set in each task.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 
@@ -29,20 +32,26 @@ def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backen
     chosen = {"n_jobs": n_jobs, **({"backend": backend} if backend else {})}
     with joblib.parallel_config(**chosen):
         concurrent = max(1, min(joblib.effective_n_jobs(), len(calls)))
+        in_threads = backend == "threading"
         parallel = joblib.Parallel(return_as="generator_unordered")
         # The arguments one by one, not in a tuple: Dask's backend then sends each large array
         # to the cluster once, instead of once per call.
-        yield from parallel(joblib.delayed(_with_thread_share)(concurrent, function, *args) for args in calls)
+        tasks = (joblib.delayed(_with_thread_share)(concurrent, not in_threads, function, *args)
+                 for args in calls)
+        with thread_share(concurrent) if in_threads else nullcontext():
+            yield from parallel(tasks)
 
 
-def _with_thread_share(concurrent: int, function: Callable, *args) -> Any:
-    with thread_share(_tasks_on_this_machine(concurrent)):
+def _with_thread_share(concurrent: int, blas: bool, function: Callable, *args) -> Any:
+    with thread_share(_tasks_on_this_machine(concurrent), blas=blas):
         return function(*args)
 
 
 @contextmanager
-def thread_share(tasks: int) -> Iterator[int]:
-    """Within the block, BLAS and Numba use ``cores // tasks`` threads (at least 1); yields that number."""
+def thread_share(tasks: int, blas: bool = True) -> Iterator[int]:
+    """Within the block, Numba and (unless ``blas=False``) BLAS use ``cores // tasks`` threads
+    (at least 1); yields that number. (Numba's threads are its own pool: OpenMP runtimes that
+    other libraries bring are left alone.)"""
     from threadpoolctl import threadpool_limits
 
     threads = max(1, _cores() // tasks)
@@ -54,7 +63,7 @@ def thread_share(tasks: int) -> Iterator[int]:
     if numba:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        with threadpool_limits(limits=threads):
+        with threadpool_limits(limits=threads, user_api="blas") if blas else nullcontext():
             yield threads
     finally:
         if numba:
