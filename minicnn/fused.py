@@ -27,6 +27,7 @@ import numpy as np
 
 from minicnn import kernels
 from minicnn.activations import relu, relu_backward
+from minicnn.conv_pool_blocked import conv_pool_forward_blocked
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 
 
@@ -55,8 +56,7 @@ class ConvPoolBlock:
         if W[..., 0].size <= kernels.DIRECT_MAX_WINDOW:  # direct; larger windows by im2col + BLAS
             pooled, argmax = kernels.conv_pool_forward_numba(x, W, *geometry)
         else:
-            _, xw = conv.correlate(x)
-            pooled, argmax = kernels.maxpool_forward_numba(xw, pool.pool_size, pool.strides)
+            pooled, argmax = conv_pool_forward_blocked(x, W, *geometry)
         if training and self.dropout is not None:
             mask = self.dropout.draw_mask(pooled.shape, pooled.dtype)
             out, a = kernels.bias_relu_dropout_numba(pooled, b, mask)
