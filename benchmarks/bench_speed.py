@@ -20,7 +20,7 @@ repetitions of:
 - inference throughput: ``predict`` on the test images, images/s;
 - peak resident memory of the worker process.
 
-minicnn's NumPy-reference backend (``MINICNN_KERNELS=numpy``, no fused Numba
+minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
 steps) is measured too, on fewer images, so students see what the fast path buys.
 
 With several ``--threads`` counts every framework runs at each, and the
@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 FRAMEWORKS = ("minicnn", "minicnn-numpy", "keras")
-KERNELS_ENV = {"minicnn": "numba", "minicnn-numpy": "numpy"}
+KERNELS_ENV = {"minicnn": "fast", "minicnn-numpy": "reference"}
 """``MINICNN_KERNELS`` for each minicnn variant: the fast path and the NumPy reference."""
 BUSY_LIMIT_S = 4 * 3600
 """A background-load process stops by itself after this long, or as soon as the benchmark is gone."""

@@ -40,14 +40,6 @@ from minicnn.losses import softmax_cross_entropy
 
 from machine import describe_cpu, describe_in_subprocess
 
-PATHS = {"fast": "numba", "reference": "numpy"}
-"""The kernel paths, by the names minicnn's backends had before ``kernels.use``."""
-
-
-def use_kernels(path: str) -> None:
-    """Make ``path`` ("fast" or "reference") the kernels the model runs on."""
-    kernels.set_backend(PATHS[path])
-
 
 def step_name(step) -> str:
     return "+".join(layer.name for layer in getattr(step, "layers", [step]))
@@ -104,10 +96,14 @@ def profile(path: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str
 
     Rows for every step of the model, plus the loss and the Adam update.
     """
-    use_kernels(path)
+    with kernels.use(path):
+        return _profile(batch_size, steps, warmup)
+
+
+def _profile(batch_size: int, steps: int, warmup: int) -> dict[str, dict[str, float]]:
     minicnn.set_random_seed(0)
     model = mnist_cnn()
-    model.compile("adam")
+    model.compile("adam", loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.random((batch_size, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch_size)]
@@ -150,7 +146,7 @@ def count(row: dict, step, x: np.ndarray, out: np.ndarray | None, dout: np.ndarr
     forward, backward = flops(step, x.shape)
     layers = getattr(step, "layers", [step])
     params = [layer.params for layer in layers]
-    cache = getattr(step, "_cache", None) or [layer._cache for layer in layers]
+    cache = [getattr(step, "cache", None)] + [layer.cache for layer in layers]  # views counted once
     row.update(forward_flops=forward, backward_flops=backward,
                forward_bytes=nbytes(x, params, dout if out is None else out, cache),
                backward_bytes=nbytes(dout, cache, params, [layer.grads for layer in layers], dx))
@@ -182,7 +178,7 @@ def print_table(path: str, rows: dict[str, dict[str, float]], batch_size: int, l
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels", choices=list(PATHS), action="append",
+    parser.add_argument("--kernels", choices=kernels.PATHS, action="append",
                         help="kernel path to profile (repeatable; default: both)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="measured training steps")
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
           f"threads: sgemm {machine['limits']['sgemm_square_gflops']:.0f} GFLOP/s (2048x2048), "
           f"{machine['limits']['sgemm_conv2_gflops']:.0f} GFLOP/s (conv2 shape); "
           f"copy {machine['limits']['copy_gb_per_s']:.1f} GB/s")
-    for path in args.kernels or list(PATHS):
+    for path in args.kernels or list(kernels.PATHS):
         print_table(path, profile(path, args.batch_size, args.steps), args.batch_size, machine["limits"])
 
 

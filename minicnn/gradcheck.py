@@ -9,6 +9,10 @@ drown the signal; the original layer or model is left untouched. Layers with
 randomness (Dropout) are re-run from the same generator state on every
 evaluation, so the mask is fixed. See ``docs/backprop.md#gradient-checking``.
 
+Checks run on the reference path by default: the layers and NumPy kernels that
+``docs/backprop.md`` derives. ``kernels="fast"`` checks the fast path (Numba kernels
+and fused steps) instead, ``kernels="both"`` each in turn; the report says which.
+
     >>> report = check_layer(Conv2D(4, 3), np.random.rand(2, 6, 6, 3))
     >>> print(report)          # a table: tensor, shape, relative error, ...
     >>> report.assert_ok()     # AssertionError naming the tensors that fail
@@ -22,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minicnn import fused, kernels
 from minicnn.layers import Layer
-from minicnn.losses import softmax_cross_entropy, to_categorical
+from minicnn.losses import to_categorical
 from minicnn.model import Sequential
 
 TOLERANCE = 1e-6
@@ -101,13 +106,20 @@ def numerical_gradient(f: Callable[[], float], array: np.ndarray, indices: np.nd
 
 
 def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: int | None = None,
-                seed: int = 0, tolerance: float = TOLERANCE) -> GradcheckReport:
+                seed: int = 0, tolerance: float = TOLERANCE, kernels: str = "reference") -> GradcheckReport:
     """Check ``layer.backward`` (input and every parameter) on the batch ``x``.
 
     x: the layer's input, e.g. (N, H, W, C) for Conv2D; it is cast to float64.
     ``max_checks`` limits how many entries of each tensor are checked (chosen
-    at random); by default all are.
+    at random); by default all are. ``kernels``: the path to check, ``"reference"``
+    (the default) or ``"fast"``.
     """
+    with _on_path(kernels, "check_layer"):
+        return _check_layer(layer, x, eps, max_checks, seed, tolerance)
+
+
+def _check_layer(layer: Layer, x: np.ndarray, eps: float, max_checks: int | None, seed: int,
+                 tolerance: float) -> GradcheckReport:
     x = np.array(x, dtype=np.float64)
     layer = copy.deepcopy(layer)
     if not layer.built:
@@ -127,23 +139,41 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
     fresh, _, _ = run()
     analytic = {"x": fresh.backward(g), **fresh.grads}
     targets = {"x": x, **layer.params}
-    report = GradcheckReport(f"{layer._label()}, input {x.shape}", eps, tolerance)
+    report = GradcheckReport(f"{layer.label()}, input {x.shape}, {kernels.current()} kernels", eps, tolerance)
     _compare(report, analytic, targets, f, eps, max_checks, rng)
     return report
 
 
 def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *, eps: float = 1e-6,
-                max_checks: int | None = 20, seed: int = 0,
-                tolerance: float = TOLERANCE) -> GradcheckReport:
+                max_checks: int | None = 20, seed: int = 0, tolerance: float = TOLERANCE,
+                kernels: str = "reference") -> GradcheckReport:
     """Check a whole model end to end: the training loss against every parameter and the input.
 
     x: (N, *input_shape); y: one-hot (N, K) or integer labels (N,). The loss
     is the fused softmax cross-entropy, in training mode (dropout on, with a
     fixed mask). ``max_checks`` entries of each tensor are checked (20 by
-    default; ``None`` checks all, slowly).
+    default; ``None`` checks all, slowly). ``kernels``: the path to check,
+    ``"reference"`` (the default), ``"fast"`` or ``"both"`` (one report, each
+    tensor checked on each path). The model's own ``kernels`` setting is overridden.
     """
+    if kernels == "both":
+        report = GradcheckReport(f'model "{model.name}", input {np.shape(x)}, fast and reference kernels',
+                                 eps, tolerance)
+        for path in ("reference", "fast"):
+            one = check_model(model, x, y, eps=eps, max_checks=max_checks, seed=seed, tolerance=tolerance,
+                              kernels=path)
+            report.checks += [TensorCheck(f"{c.name} [{path}]", c.shape, c.relative_error, c.max_abs_error,
+                                          c.checked) for c in one.checks]
+        return report
+    with _on_path(kernels, "check_model"):
+        return _check_model(model, x, y, eps, max_checks, seed, tolerance)
+
+
+def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, max_checks: int | None,
+                 seed: int, tolerance: float) -> GradcheckReport:
     x = np.array(x, dtype=np.float64)
     model = copy.deepcopy(model)
+    model.kernels = None  # follow the path being checked
     if not model.built:
         model.build((None, *x.shape[1:]))
     model.astype(np.float64)
@@ -151,8 +181,7 @@ def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *, eps: float =
     y = to_categorical(y, model.output_shape[-1], np.float64) if y.ndim == 1 else y.astype(np.float64)
 
     def f() -> float:
-        fresh = copy.deepcopy(model)
-        return softmax_cross_entropy(fresh.logits(x, training=True), y)[0]
+        return copy.deepcopy(model).compute_loss_and_gradients(x, y)[0]
 
     fresh = copy.deepcopy(model)
     _, _, dx = fresh.compute_loss_and_gradients(x, y)
@@ -162,7 +191,11 @@ def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *, eps: float =
         for key, param in layer.params.items():
             targets[f"{layer.name}/{key}"] = param
             analytic[f"{layer.name}/{key}"] = fresh_layer.grads[key]
-    report = GradcheckReport(f'model "{model.name}", input {x.shape}', eps, tolerance)
+    path = kernels.current()
+    blocks = [step.name for step in fused.plan(model.layers) if isinstance(step, fused.ConvPoolBlock)]
+    how = (f"fast kernels, fused steps {', '.join(blocks)}" if path == "fast" and blocks else
+           f"{path} kernels, layer by layer")
+    report = GradcheckReport(f'model "{model.name}", input {x.shape}, {how}', eps, tolerance)
     _compare(report, analytic, targets, f, eps, max_checks, np.random.default_rng(seed))
     return report
 
@@ -179,3 +212,11 @@ def _compare(report: GradcheckReport, analytic: dict, targets: dict, f: Callable
         a = np.asarray(analytic[name]).reshape(-1)[indices]
         report.checks.append(TensorCheck(name, array.shape, relative_error(a, numeric),
                                          float(np.max(np.abs(a - numeric))), len(indices)))
+
+
+def _on_path(path: str, caller: str):
+    """The context in which ``caller`` checks ``path``; ValueError naming ``caller`` for a wrong path."""
+    choices = (*kernels.PATHS, "both") if caller == "check_model" else kernels.PATHS
+    if path not in choices:
+        raise ValueError(f"{caller}: kernels must be one of {choices}; got {path!r}")
+    return kernels.use(path)

@@ -1,26 +1,29 @@
 """``Sequential``: a stack of layers with Keras' verbs.
 
-``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, ``save`` and
-:func:`load_model` behave as a Keras user expects. Training is plain
-backpropagation: forward through every layer, the fused softmax +
-cross-entropy loss on the last layer's logits, backward through every layer in
-reverse, then one optimizer step over all parameters
-(``docs/backprop.md#the-training-step``).
+``compile``, ``fit``, ``evaluate``, ``predict``, ``summary`` and ``save``
+(:mod:`minicnn.saving`) behave as a Keras user expects. Training is plain
+backpropagation: forward through every step, the loss on the logits, backward
+through every step in reverse, then one optimizer step over the trainable
+parameters (``docs/backprop.md#the-training-step``).
+
+A step is a layer, or on the fast path a fused run of layers (:mod:`minicnn.fused`).
+Which path runs is the model's explicit choice: ``compile(..., kernels="reference")``
+pins it; with ``kernels=None`` (the default) the model follows the active path
+(``with minicnn.kernels.use(...)``, ``MINICNN_KERNELS``; fast unless told otherwise).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, optimizers
-from minicnn.files import atomic_write
-from minicnn.layers import LAYER_CLASSES, Input, Layer
-from minicnn.losses import LOSSES, softmax_cross_entropy, to_categorical
+from minicnn import fused, kernels, losses, optimizers, saving
+from minicnn.layers import Input, Layer
+from minicnn.layers.base import channels_first_hint
 from minicnn.seeding import make_rng
 
 
@@ -51,8 +54,9 @@ class Sequential:
         self.layers: list[Layer] = []
         self.input_shape: tuple | None = None
         self.optimizer: optimizers.Optimizer | None = None
-        self.loss: str | None = None
+        self.loss: losses.Loss | None = None
         self.metrics: list[str] = []
+        self.kernels: str | None = None
         for layer in layers or []:
             self.add(layer)
 
@@ -67,9 +71,14 @@ class Sequential:
                 raise ValueError("Sequential.add: an Input layer can only come first")
             self.build((None, *layer.shape))
             return
+        taken = {existing.name for existing in self.layers}
+        if any(layer is existing for existing in self.layers):
+            raise ValueError(f"Sequential.add: {layer.label()} is in the model already")
         if layer.name is None:
-            taken = {existing.name for existing in self.layers}
             layer.name = _unique_name(layer.default_name, taken)
+        elif layer.name in taken:
+            raise ValueError(f"Sequential.add: the model has a layer named {layer.name!r} already; "
+                             "layer names must be unique (they key the saved weights)")
         self.layers.append(layer)
         if self.input_shape is not None:
             self._build_layers()
@@ -85,7 +94,7 @@ class Sequential:
             if not layer.built:
                 layer.build(shape)
             elif layer.input_shape != shape:
-                raise ValueError(f"{layer._label()}: built for inputs {layer.input_shape}, "
+                raise ValueError(f"{layer.label()}: built for inputs {layer.input_shape}, "
                                  f"but the previous layer gives {shape}")
             shape = layer.output_shape
 
@@ -99,6 +108,14 @@ class Sequential:
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
+
+    def get_layer(self, name: str) -> Layer:
+        """The layer called ``name``; ValueError listing the names if there is none."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the layers are "
+                         f"{[layer.name for layer in self.layers]}")
 
     def get_weights(self) -> list[np.ndarray]:
         """All parameters, layer by layer (kernel then bias), in Keras' order."""
@@ -131,7 +148,8 @@ class Sequential:
         """Print the layer table Keras prints: name (type), output shape, parameter count."""
         self._require_built("summary")
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
-                 f"{layer.count_params():,}") for layer in self.layers]
+                 f"{layer.count_params() + sum(a.size for a in layer.state.values()):,}")
+                for layer in self.layers]
         widths = (33, 26, 13)
 
         def line(left: str, mid: str, right: str, fill: str) -> str:
@@ -142,88 +160,124 @@ class Sequential:
             return (f"{edge} {name:<{widths[0]}} {edge} {shape:<{widths[1]}} "
                     f"{edge} {count:>{widths[2]}} {edge}")
 
-        total = self.count_params()
-        size = sum(p.nbytes for layer in self.layers for p in layer.params.values())
+        trainable = [p for layer in self.layers if layer.trainable for p in layer.params.values()]
+        frozen = [p for layer in self.layers for p in
+                  [*(() if layer.trainable else layer.params.values()), *layer.state.values()]]
+
+        def count(arrays: list[np.ndarray]) -> str:
+            return f"{sum(a.size for a in arrays):,} ({_format_bytes(sum(a.nbytes for a in arrays))})"
+
         out = [f'Model: "{self.name}"', line("┏", "┳", "┓", "━"),
                row(("Layer (type)", "Output Shape", "Param #"), "┃"), line("┡", "╇", "┩", "━")]
         out += [row(r, "│") for r in rows]
         out += [line("└", "┴", "┘", "─"),
-                f" Total params: {total:,} ({_format_bytes(size)})",
-                f" Trainable params: {total:,} ({_format_bytes(size)})",
-                " Non-trainable params: 0 (0.00 B)"]
+                f" Total params: {count(trainable + frozen)}",
+                f" Trainable params: {count(trainable)}",
+                f" Non-trainable params: {count(frozen)}"]
         print_fn("\n".join(out))
 
     # ------------------------------------------------------------------ forward and backward
 
     def steps(self, input_gradient: bool = True) -> list:
-        """The layers as executed: with the Numba kernels, runs that ``minicnn.fused`` knows
-        (Conv2D -> MaxPooling2D -> Dropout) become one fused step with the same results."""
-        if kernels.get_backend() == "numba":
-            return fused.plan(self.layers, input_gradient)
-        return list(self.layers)
+        """The steps that run the layers: runs that :mod:`minicnn.fused` knows (Conv2D -> MaxPooling2D
+        -> Dropout) become one fused step, which on the reference path runs its layers one by one."""
+        return fused.plan(self.layers, input_gradient)
+
+    def path(self) -> contextlib.AbstractContextManager:
+        """A context in which this model's kernels run: its own choice, or else the active path."""
+        return kernels.use(self.kernels) if self.kernels else contextlib.nullcontext()
+
+    @property
+    def ends_in_softmax(self) -> bool:
+        return bool(self.layers) and getattr(self.layers[-1], "activation", None) == "softmax"
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The model's output for a batch ``x`` of shape (N, *input_shape)."""
-        for step in self.steps():
-            x = step.forward(x, training)
+        with self.path():
+            for step in self.steps():
+                x = step.forward(x, training)
         return x
 
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The last layer's pre-softmax values ``z`` for a batch ``x``: shape (N, K)."""
-        return self._logits(self.steps(), x, training)
+        """What the loss reads, for a batch ``x``: shape (N, K).
+
+        The input of the final softmax when the model ends in one (the loss fuses the
+        two), else the model's output (logits, for a loss with ``from_logits=True``).
+        """
+        with self.path():
+            return self._logits(self.steps(), x, training)
 
     def _logits(self, steps: list, x: np.ndarray, training: bool) -> np.ndarray:
         *body, last = steps
         for step in body:
             x = step.forward(x, training)
-        return last.forward_linear(x, training)
+        return last.forward_linear(x, training) if self.ends_in_softmax else last.forward(x, training)
 
     def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray, input_gradient: bool = True
                                    ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One forward and backward pass in training mode; fills every layer's ``grads``.
 
-        x: (N, *input_shape), y: one-hot (N, K). The last layer's softmax is
-        fused with the loss: the loss is computed from its logits ``z`` and
-        ``dz = (p - y) / N`` enters its linear part directly. Returns
+        x: (N, *input_shape), y: one-hot (N, K). The loss is the cross-entropy on the
+        logits ``z`` (:meth:`logits`); a final softmax is fused with it, so
+        ``dz = (p - y) / N`` enters that layer's linear part directly. Returns
         ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
         of the loss with respect to ``x`` (None if ``input_gradient=False``,
         which lets training skip work nobody uses).
         """
-        steps = self.steps(input_gradient)
-        z = self._logits(steps, x, training=True)
-        loss, dz = softmax_cross_entropy(z, y)
-        *body, last = steps
-        dout = last.backward_linear(dz)
-        for step in reversed(body):
-            dout = step.backward(dout)
-        return loss, z, dout
+        loss_fn = self.loss or losses.CategoricalCrossentropy(from_logits=not self.ends_in_softmax)
+        with self.path():
+            steps = self.steps(input_gradient)
+            z = self._logits(steps, x, training=True)
+            loss, dz = loss_fn.loss_and_gradient(z, y)
+            *body, last = steps
+            dout = last.backward_linear(dz) if self.ends_in_softmax else last.backward(dz)
+            for step in reversed(body):
+                dout = step.backward(dout)
+        return loss, z, dout if input_gradient else None
 
-    def parameters_and_gradients(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """``(name, param, grad)`` for every parameter, names like ``"conv2d/kernel"``."""
+    def parameters_and_gradients(self, trainable_only: bool = True
+                                 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, param, grad)`` for every parameter the optimizer updates, names like ``"conv2d/kernel"``.
+
+        ``trainable_only=False`` includes the layers with ``trainable = False`` (for gradient checks).
+        """
         for layer in self.layers:
-            for key, param in layer.params.items():
-                yield f"{layer.name}/{key}", param, layer.grads[key]
+            if layer.trainable or not trainable_only:
+                for key, param in layer.params.items():
+                    yield f"{layer.name}/{key}", param, layer.grads[key]
 
     # ------------------------------------------------------------------ Keras verbs
 
-    def compile(self, optimizer="adam", loss: str = "categorical_crossentropy",
-                metrics: list[str] | None = None) -> None:
-        """Choose the optimizer (name or instance), the loss and the metrics (``["accuracy"]``)."""
-        if loss not in LOSSES:
-            raise ValueError(f"compile: loss must be one of {LOSSES}; got {loss!r}")
+    def compile(self, optimizer="adam", loss: str | losses.Loss | None = None,
+                metrics: list[str] | None = None, kernels: str | None = None) -> None:
+        """Choose the optimizer (name or instance), the loss (name or instance), the metrics
+        (``["accuracy"]``) and, optionally, the path every computation takes (``"fast"`` or
+        ``"reference"``; None follows the active path, see :mod:`minicnn.kernels`)."""
+        from minicnn import kernels as kernel_paths
+
         metrics = list(metrics or [])
         unknown = [m for m in metrics if m not in ("accuracy", "acc")]
         if unknown:
             raise ValueError(f"compile: the only metric is 'accuracy'; got {unknown}")
-        if not self.layers or getattr(self.layers[-1], "activation", None) != "softmax":
-            last = repr(self.layers[-1]) if self.layers else "no layers"
-            raise ValueError(
-                f"compile: {loss} needs a last layer that ends in a softmax "
-                f"(e.g. Dense(10, activation='softmax')); got {last}"
-            )
+        if kernels is not None:
+            kernel_paths.check_path(kernels, "compile: kernels")
+        loss = losses.get(loss) if loss is not None else None
+        if loss is not None:
+            self._check_loss_fits_output(loss)
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
         self.metrics = ["accuracy" for _ in metrics]
+        self.kernels = kernels
+
+    def _check_loss_fits_output(self, loss: losses.Loss) -> None:
+        last = repr(self.layers[-1]) if self.layers else "no layers"
+        if not loss.from_logits and not self.ends_in_softmax:
+            raise ValueError(f"compile: {loss!r} expects probabilities from a last layer that ends in a "
+                             f"softmax (e.g. Dense(10, activation='softmax')); got {last}. If the model "
+                             f"outputs logits, use from_logits=True.")
+        if loss.from_logits and self.ends_in_softmax:
+            raise ValueError(f"compile: {loss!r} expects logits, but the last layer ends in a softmax "
+                             f"({last}); drop the softmax or use from_logits=False.")
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """One optimizer step on one batch; returns ``(loss, accuracy)`` on it."""
@@ -233,41 +287,50 @@ class Sequential:
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         loss, z, _ = self.compute_loss_and_gradients(x, y, input_gradient=False)
-        self.optimizer.apply_gradients(self.parameters_and_gradients())
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the loss is {loss}")
+        with self.path():
+            self.optimizer.apply_gradients(self.parameters_and_gradients())
         return loss, _accuracy(z, y)
 
     def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, epochs: int = 1,
             verbose: int = 1, validation_data: tuple | None = None,
-            validation_split: float = 0.0, shuffle: bool = True,
+            validation_split: float = 0.0, shuffle: bool = True, initial_epoch: int = 0,
             seed: int | None = None) -> History:
-        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches.
+        """Train from epoch ``initial_epoch`` up to ``epochs`` (an index, as in Keras) in mini-batches.
 
-        x: (N, *input_shape) float; y: one-hot (N, K) or integer labels (N,).
-        The samples are reshuffled at the start of every epoch (a permutation,
-        not sampling with replacement) by a generator seeded with ``seed``.
-        ``validation_split`` holds out the *last* fraction of the data before
-        shuffling, as Keras does. ``verbose``: 0 silent, 1 a progress bar and a
-        summary line per epoch, 2 the summary line only.
+        x: (N, *input_shape) float; y: labels as the loss expects them (one-hot (N, K) for
+        categorical_crossentropy, integers (N,) for sparse_categorical_crossentropy).
+        The samples are reshuffled at the start of every epoch (a permutation, not
+        sampling with replacement): epoch ``e`` uses the ``e``-th permutation drawn from
+        ``default_rng(seed)``, so a run resumed with ``initial_epoch`` sees the same
+        batches as one that never stopped. ``validation_split`` holds out the *last*
+        fraction of the data before shuffling, as Keras does. ``verbose``: 0 silent,
+        1 a progress bar and a summary line per epoch, 2 the summary line only.
+        Training stops with a FloatingPointError at the first loss that is not finite.
         """
         self._require_compiled("fit")
         x, y = self._check_data(x, y, "fit")
-        _check_positive_int(batch_size, "fit: batch_size")
-        _check_positive_int(epochs, "fit: epochs")
+        _check_int(batch_size, "fit: batch_size", minimum=1)
+        _check_int(epochs, "fit: epochs", minimum=1)
+        _check_int(initial_epoch, "fit: initial_epoch", minimum=0)
+        if initial_epoch >= epochs:
+            raise ValueError(f"fit: initial_epoch ({initial_epoch}) must be less than epochs ({epochs}), "
+                             "the index of the epoch to stop before")
         if validation_data is not None and validation_split:
             raise ValueError("fit: pass validation_data or validation_split, not both")
         if validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"fit: validation_split must be in (0, 1); got {validation_split!r}")
-            cut = int(len(x) * (1.0 - validation_split))
-            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+            x, y, validation_data = _split_off_validation(x, y, validation_split)
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "fit: validation_data")
         rng = make_rng(seed)
         history = History(epochs, batch_size)
         for epoch in range(epochs):
-            start = time.perf_counter()
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            logs = self._train_epoch(x, y, order, batch_size, f"Epoch {epoch + 1}/{epochs}", verbose)
+            if epoch < initial_epoch:
+                continue  # drawn all the same, so that epoch ``e`` always gets the same order
+            start = time.perf_counter()
+            logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
             if validation_data is not None:
                 val = self._evaluate_arrays(*validation_data, batch_size)
                 logs.update(val_loss=val[0], val_accuracy=val[1])
@@ -276,15 +339,22 @@ class Sequential:
                 _print_epoch(epoch, epochs, time.perf_counter() - start, logs)
         return history
 
-    def _train_epoch(self, x, y, order, batch_size, desc, verbose) -> dict[str, float]:
+    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
         from tqdm.auto import tqdm
 
         total_loss = total_correct = seen = 0.0
         batches = range(0, len(order), batch_size)
-        with tqdm(batches, desc=desc, unit="batch", leave=False, disable=verbose != 1) as bar:
-            for begin in bar:
+        with tqdm(batches, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                  disable=verbose != 1) as bar:
+            for batch, begin in enumerate(bar):
                 idx = order[begin:begin + batch_size]
-                loss, acc = self._train_step(x[idx], y[idx])
+                try:
+                    loss, acc = self._train_step(x[idx], y[idx])
+                except FloatingPointError as exc:
+                    raise FloatingPointError(
+                        f"fit: {exc} at epoch {epoch + 1}, batch {batch + 1} of {len(batches)}: training "
+                        f"diverged. Try a smaller learning rate (now "
+                        f"{self.optimizer.learning_rate:g}).") from None
                 total_loss += loss * len(idx)
                 total_correct += acc * len(idx)
                 seen += len(idx)
@@ -300,7 +370,7 @@ class Sequential:
         """
         self._require_compiled("evaluate")
         x, y = self._check_data(x, y, "evaluate")
-        _check_positive_int(batch_size, "evaluate: batch_size")
+        _check_int(batch_size, "evaluate: batch_size", minimum=1)
         loss, acc = self._evaluate_arrays(x, y, batch_size, verbose)
         return [loss, acc] if self.metrics else loss
 
@@ -308,24 +378,24 @@ class Sequential:
         total_loss = total_correct = 0.0
         for begin, z in self._batched(x, batch_size, verbose, self.logits):
             yb = y[begin:begin + len(z)]
-            total_loss += softmax_cross_entropy(z, yb)[0] * len(z)
+            total_loss += self.loss.loss_and_gradient(z, yb)[0] * len(z)
             total_correct += _accuracy(z, yb) * len(z)
         return total_loss / len(x), total_correct / len(x)
 
     def predict(self, x: np.ndarray, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         """The model's outputs (softmax probabilities), computed in batches: shape (N, K)."""
         x = self._check_x(x, "predict")
-        _check_positive_int(batch_size, "predict: batch_size")
+        _check_int(batch_size, "predict: batch_size", minimum=1)
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
 
-    @staticmethod
-    def _batched(x, batch_size, verbose, fn) -> Iterator[tuple[int, np.ndarray]]:
+    def _batched(self, x, batch_size, verbose, fn) -> Iterator[tuple[int, np.ndarray]]:
         """``(begin, fn(x[begin:begin + batch_size]))`` for each batch, dropout off."""
         from tqdm.auto import tqdm
 
-        for begin in tqdm(range(0, len(x), batch_size), unit="batch", leave=False,
-                          disable=verbose != 1):
-            yield begin, fn(x[begin:begin + batch_size], training=False)
+        with self.path():
+            for begin in tqdm(range(0, len(x), batch_size), unit="batch", leave=False,
+                              disable=verbose != 1):
+                yield begin, fn(x[begin:begin + batch_size], training=False)
 
     # ------------------------------------------------------------------ saving
 
@@ -335,17 +405,8 @@ class Sequential:
                            for layer in self.layers]}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write architecture and weights to one ``.npz`` file, atomically.
-
-        The file is first written next to ``path`` under a temporary name and
-        then renamed, so an interrupted save never leaves a half-written file.
-        The optimizer state is not saved: compile the loaded model to train on.
-        """
-        self._require_built("save")
-        arrays = {f"{layer.name}/{key}": value
-                  for layer in self.layers for key, value in layer.params.items()}
-        arrays["__config__"] = np.array(json.dumps(self.get_config()))
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        """Write the model to one ``.npz`` file, atomically: see :func:`minicnn.saving.save_model`."""
+        saving.save_model(self, path)
 
     # ------------------------------------------------------------------ checks
 
@@ -357,13 +418,18 @@ class Sequential:
     def _require_compiled(self, verb: str) -> None:
         if self.optimizer is None:
             raise RuntimeError(f"{verb}: call compile(optimizer=..., loss=...) first")
+        if self.loss is None:
+            raise RuntimeError(f"{verb}: the model was compiled without a loss; compile it with, e.g., "
+                               "loss='categorical_crossentropy' (one-hot labels) or "
+                               "loss='sparse_categorical_crossentropy' (integer labels)")
 
     def _check_x(self, x, verb: str) -> np.ndarray:
         x = np.asarray(x)
         if not self.built:
             self.build((None, *x.shape[1:]))
         if x.ndim == 0 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"{verb}: expected x of shape {(None, *self.input_shape)}; got {x.shape}")
+            raise ValueError(f"{verb}: expected x of shape {(None, *self.input_shape)}; got {x.shape}."
+                             f"{channels_first_hint(x.shape, self.input_shape)}")
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"{verb}: expected floating-point x; got {x.dtype}. Scale images "
                             "to [0, 1] first, e.g. x.astype('float32') / 255")
@@ -374,38 +440,18 @@ class Sequential:
         return x.astype(self.dtype, copy=False)
 
     def _check_data(self, x, y, verb: str) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` checked, and ``y`` as the one-hot targets (N, K) the loss computes with."""
         x = self._check_x(x, verb)
-        num_classes = self.output_shape[-1]
         y = np.asarray(y)
-        if len(y) != len(x):
-            raise ValueError(f"{verb}: x has {len(x)} samples but y has {len(y)}")
-        if y.ndim == 1:
-            return x, to_categorical(y, num_classes, dtype=self.dtype)
-        if y.shape[1:] != (num_classes,):
-            raise ValueError(f"{verb}: expected y one-hot of shape (N, {num_classes}) or integer "
-                             f"labels of shape (N,); got {y.shape}")
-        if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
-            raise ValueError(f"{verb}: one-hot y must have exactly one 1 per row and 0 elsewhere")
-        return x, y.astype(self.dtype, copy=False)
+        if y.ndim == 0 or len(y) != len(x):
+            raise ValueError(f"{verb}: x has {len(x)} samples but y has {len(y) if y.ndim else 'none'}")
+        return x, self.loss.targets(y, self.output_shape[-1], self.dtype, verb)
 
 
 def load_model(path: str | os.PathLike) -> Sequential:
-    """Rebuild a model saved by :meth:`Sequential.save`, with every weight and bias restored."""
-    with np.load(path, allow_pickle=False) as data:
-        config = json.loads(str(data["__config__"]))
-        model = Sequential(name=config["name"])
-        for spec in config["layers"]:
-            model.add(LAYER_CLASSES[spec["class_name"]](**spec["config"]))
-        if config["input_shape"] is not None:
-            model.build((None, *config["input_shape"]))
-        for layer in model.layers:
-            for key, expected in layer.params.items():
-                stored = data[f"{layer.name}/{key}"]
-                if stored.shape != expected.shape:
-                    raise ValueError(f"load_model: {layer.name}/{key} in {path} has shape "
-                                     f"{stored.shape}; the architecture needs {expected.shape}")
-                layer.params[key] = stored.astype(expected.dtype)
-    return model
+    """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
+    return saving.load_model(path, Sequential)
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
@@ -429,9 +475,20 @@ def _format_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _check_positive_int(value, what: str) -> None:
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int; got {value!r}")
+def _check_int(value, what: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
+
+
+def _split_off_validation(x: np.ndarray, y: np.ndarray, fraction) -> tuple:
+    """``x, y`` without their last ``fraction``, and that last part as ``(x_val, y_val)``, as Keras splits."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        raise ValueError(f"fit: validation_split must be a fraction in (0, 1); got {fraction!r}")
+    cut = int(len(x) * (1.0 - fraction))
+    if cut == 0 or cut == len(x):
+        raise ValueError(f"fit: validation_split={fraction} of {len(x)} samples leaves "
+                         f"{cut} for training and {len(x) - cut} for validation; both need at least one")
+    return x[:cut], y[:cut], (x[cut:], y[cut:])
 
 
 def _print_epoch(epoch: int, epochs: int, seconds: float, logs: dict[str, float]) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from numba import njit
 
-from minicnn import kernels
+from minicnn.kernels import pair
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
@@ -97,20 +98,52 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: epsilon must be > 0; got {epsilon!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
-    def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
-        t = self.iterations + 1
-        self._alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        super().apply_gradients(params_and_grads)
-
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        t = self.iterations + 1
+        alpha = self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         state = self.state.setdefault(name, {"m": np.zeros_like(param), "v": np.zeros_like(param)})
-        kernels.adam_update(param, grad, state["m"], state["v"], self._alpha,
-                            self.beta_1, self.beta_2, self.epsilon)
+        adam_update(param, grad, state["m"], state["v"], alpha, self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self) -> dict:
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                 **super().get_config()}
 
+
+# --------------------------------------------------------------------------- Adam's update, twice
+
+
+def adam_update_reference(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                          alpha: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    """One Keras Adam step, in place on ``param``, ``m`` and ``v`` (all of one shape).
+
+    ``alpha`` already holds the bias correction: ``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``.
+    """
+    f = param.dtype.type
+    m += (grad - m) * f(1 - beta_1)
+    v += (grad * grad - v) * f(1 - beta_2)
+    param -= f(alpha) * m / (np.sqrt(v) + f(epsilon))
+
+
+@njit(cache=True, error_model="numpy")  # no zero-division checks, so the loop vectorizes
+def _adam_kernel(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2,
+                 epsilon):  # pragma: no cover - compiled
+    # Serial on purpose: waking the thread pool costs more than the update of one tensor.
+    for i in range(param.shape[0]):
+        g = grad[i]
+        m[i] += (g - m[i]) * one_minus_beta_1
+        v[i] += (g * g - v[i]) * one_minus_beta_2
+        param[i] -= alpha * m[i] / (np.sqrt(v[i]) + epsilon)
+
+
+def adam_update_numba(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+                      alpha: float, beta_1: float, beta_2: float, epsilon: float) -> None:
+    """Numba version of :func:`adam_update_reference`: one pass instead of a dozen array temporaries."""
+    f = param.dtype.type
+    _adam_kernel(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1),
+                 f(alpha), f(1 - beta_1), f(1 - beta_2), f(epsilon))
+
+
+adam_update = pair(adam_update_reference, adam_update_numba)
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the published model, both kernel backends, and a short hypothesis profile."""
+"""Shared fixtures: the published model, both kernel paths, and a short hypothesis profile."""
 
 import numpy as np
 import pytest
@@ -21,10 +21,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.fixture(params=kernels.BACKENDS)
-def backend(request):
-    """Run a test once on the Numba kernels and once on the NumPy reference kernels."""
-    previous = kernels.get_backend()
-    kernels.set_backend(request.param)
-    yield request.param
-    kernels.set_backend(previous)
+@pytest.fixture(params=kernels.PATHS)
+def path(request):
+    """Run a test once on the fast path (Numba, fused steps) and once on the reference path (NumPy)."""
+    with kernels.use(request.param):
+        yield request.param

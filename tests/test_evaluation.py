@@ -172,8 +172,8 @@ def test_plot_arguments_are_checked(tmp_path, call, message):
 def test_plots_need_no_display_and_no_pyplot(tmp_path):
     """In a fresh process with no display and an interactive backend asked for, nothing touches pyplot."""
     script = (
-        "import sys, numpy as np\n"
-        "from minicnn import evaluation\n"
+        "import sys, minicnn, numpy as np\n"
+        "from minicnn.experiments import evaluation\n"
         f"out = {str(tmp_path)!r}\n"
         "evaluation.plot_confusion_matrix(np.eye(3, dtype=int), out + '/cm.png')\n"
         "evaluation.plot_learning_curves([{'accuracy': [0.1, 0.2], 'loss': [2.0, 1.0]}], out + '/lc.png')\n"

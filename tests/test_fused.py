@@ -9,6 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, fused, kernels
+from minicnn.fused import conv_pool_kernels as fast
+from minicnn.kernels.im2col import col2im_reference, im2col_reference
+from minicnn.kernels.maxpool import maxpool_backward_reference, maxpool_forward_reference
 
 geometry = st.tuples(
     st.integers(1, 3),  # N
@@ -34,30 +37,49 @@ def make_case(case, dtype=np.float64):
     rng = np.random.default_rng(sum(case[:6]))
     x = rng.standard_normal((n, h, w, c)).astype(dtype)
     W = rng.standard_normal((k, k, c, f)).astype(dtype)
-    return x, W, stride, conv._pads(h, w), pool, pool_stride
+    return x, W, stride, conv.compute_pads(h, w), pool, pool_stride
+
+
+def conv_pool_forward_by_definition(x, W, stride, pads, pool, pool_stride):
+    """``maxpool(im2col(x) @ W)`` with the reference kernels: what the fused forward must compute."""
+    kh, kw, c, f = W.shape
+    cols = im2col_reference(x, kh, kw, stride, pads)
+    xw = cols.reshape(-1, kh * kw * c) @ W.reshape(-1, f)
+    return maxpool_forward_reference(xw.reshape(*cols.shape[:3], f), pool, pool_stride)
+
+
+def conv_pool_backward_by_definition(d, argmax, x, W, stride, pads, pool, pool_stride, input_gradient=True):
+    """MaxPooling2D's then Conv2D's backward with the reference kernels: ``(dW, dx)``."""
+    kh, kw, c, f = W.shape
+    cols = im2col_reference(x, kh, kw, stride, pads)
+    dz = maxpool_backward_reference(d, argmax, (*cols.shape[:3], f), pool, pool_stride).reshape(-1, f)
+    dW = (cols.reshape(dz.shape[0], -1).T @ dz).reshape(W.shape)
+    if not input_gradient:
+        return dW, None
+    return dW, col2im_reference((dz @ W.reshape(-1, f).T).reshape(cols.shape), x.shape, stride, pads)
 
 
 @given(geometry)
-def test_direct_conv_pool_forward_matches_reference(case):
+def test_conv_pool_forward_matches_the_definition(case):
     made = make_case(case)
     if made is None:
         return
-    pooled_ref, argmax_ref = kernels.conv_pool_forward_reference(*made)
-    pooled, argmax = kernels.conv_pool_forward_numba(*made)
+    pooled_ref, argmax_ref = conv_pool_forward_by_definition(*made)
+    pooled, argmax = fast.conv_pool_forward_numba(*made)
     np.testing.assert_allclose(pooled, pooled_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
 @given(geometry, st.booleans())
-def test_pooled_conv_backward_matches_reference(case, input_gradient):
+def test_conv_pool_backward_matches_the_layers_backward(case, input_gradient):
     made = make_case(case)
     if made is None:
         return
     x, W, stride, pads, pool, pool_stride = made
-    _, argmax = kernels.conv_pool_forward_reference(*made)
+    _, argmax = conv_pool_forward_by_definition(*made)
     d = np.random.default_rng(7).standard_normal(argmax.shape)
-    dW_ref, dx_ref = kernels.pooled_conv_backward_reference(d, argmax, *made, input_gradient)
-    dW, dx = kernels.pooled_conv_backward_numba(d, argmax, *made, input_gradient)
+    dW_ref, dx_ref = conv_pool_backward_by_definition(d, argmax, *made, input_gradient)
+    dW, dx = fast.conv_pool_backward_numba(d, argmax, *made, input_gradient)
     np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-10)
     if input_gradient:
         np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
@@ -66,30 +88,28 @@ def test_pooled_conv_backward_matches_reference(case, input_gradient):
 
 
 @pytest.mark.parametrize("channels", [1, 3, 8])  # windows of 9 and 27 (small-window kernel), 72 values
-def test_both_pooled_conv_backward_kernels_match_reference(channels):
-    assert (9 * channels <= kernels.DIRECT_MAX_WINDOW) == (channels < 8)
+def test_small_and_large_window_kernels_match_the_definition(channels):
+    assert (9 * channels <= fast.SMALL_WINDOW) == (channels < 8)
     made = make_case((3, 9, 8, channels, 5, 3, 1, True, 2, 2))
-    _, argmax = kernels.conv_pool_forward_reference(*made)
+    _, argmax = conv_pool_forward_by_definition(*made)
     d = np.random.default_rng(3).standard_normal(argmax.shape)
-    dW_ref, dx_ref = kernels.pooled_conv_backward_reference(d, argmax, *made)
-    dW, dx = kernels.pooled_conv_backward_numba(d, argmax, *made)
+    dW_ref, dx_ref = conv_pool_backward_by_definition(d, argmax, *made)
+    dW, dx = fast.conv_pool_backward_numba(d, argmax, *made)
     np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_elementwise_kernels_match_reference(dtype):
+def test_elementwise_kernels_match_relu_and_dropout(dtype):
     rng = np.random.default_rng(0)
     pooled = rng.standard_normal((4, 5, 5, 6)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
     mask = ((rng.random(pooled.shape) > 0.3) / 0.7).astype(dtype)
-    out, a = kernels.bias_relu_dropout_numba(pooled, b, mask)
-    out_ref, a_ref = kernels.bias_relu_dropout_reference(pooled, b, mask)
-    np.testing.assert_array_equal(out, out_ref)
-    np.testing.assert_array_equal(a, a_ref)
+    out, a = fast.bias_relu_dropout_numba(pooled, b, mask)
+    np.testing.assert_array_equal(a, np.maximum(pooled + b, 0))
+    np.testing.assert_array_equal(out, np.maximum(pooled + b, 0) * mask)
     dout = rng.standard_normal(pooled.shape).astype(dtype)
-    np.testing.assert_array_equal(kernels.relu_dropout_backward_numba(dout, a, mask),
-                                  kernels.relu_dropout_backward_reference(dout, a, mask))
+    np.testing.assert_array_equal(fast.relu_dropout_backward_numba(dout, a, mask), dout * mask * (a > 0))
 
 
 def test_plan_fuses_the_published_blocks_only():
@@ -104,14 +124,10 @@ def test_plan_fuses_the_published_blocks_only():
         "Conv2D", "MaxPooling2D", "Flatten"]  # no ReLU: not the fused pattern
 
 
-def run_training_step(model, x, y, backend):
-    """Loss, logits, dx and every gradient of one training step with the given kernels."""
-    previous = kernels.get_backend()
-    kernels.set_backend(backend)
-    try:
+def run_training_step(model, x, y, path):
+    """Loss, logits, dx and every gradient of one training step on the given path."""
+    with kernels.use(path):
         loss, z, dx = model.compute_loss_and_gradients(x, y)
-    finally:
-        kernels.set_backend(previous)
     return loss, z, dx, {name: g for name, _, g in model.parameters_and_gradients()}
 
 
@@ -123,14 +139,14 @@ def test_fused_model_step_equals_layer_by_layer(dtype, tol):
     y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 6)]
     model = published_model().astype(dtype)
     twin = copy.deepcopy(model)  # the same dropout generator states
-    fast = run_training_step(model, x, y, "numba")
-    slow = run_training_step(twin, x, y, "numpy")
-    assert fast[0] == pytest.approx(slow[0], rel=tol)
-    for a, b in zip(fast[1:3], slow[1:3], strict=True):
+    quick = run_training_step(model, x, y, "fast")
+    slow = run_training_step(twin, x, y, "reference")
+    assert quick[0] == pytest.approx(slow[0], rel=tol)
+    for a, b in zip(quick[1:3], slow[1:3], strict=True):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
-    assert fast[3].keys() == slow[3].keys()
-    for name in fast[3]:
-        g_fast, g_slow = fast[3][name], slow[3][name]
+    assert quick[3].keys() == slow[3].keys()
+    for name in quick[3]:
+        g_fast, g_slow = quick[3][name], slow[3][name]
         assert g_fast.dtype == dtype, name
         np.testing.assert_allclose(g_fast, g_slow, rtol=tol, atol=tol * np.abs(g_slow).max(), err_msg=name)
 
@@ -139,13 +155,46 @@ def test_fused_inference_equals_layer_by_layer():
     model = Sequential([Input((9, 7, 2)), Conv2D(3, 3, padding="same", activation="relu", seed=0),
                         MaxPool2D(2), Dropout(0.5), Flatten(), Dense(4, activation="softmax", seed=1)])
     x = np.random.default_rng(1).random((5, 9, 7, 2)).astype(np.float32)
-    fast = model.predict(x)
-    kernels.set_backend("numpy")
-    try:
+    quick = model.predict(x)
+    with kernels.use("reference"):
         slow = model.predict(x)
-    finally:
-        kernels.set_backend("numba")
-    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(quick, slow, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", kernels.PATHS)
+def test_a_layer_by_layer_backward_chain_works_after_a_fused_forward(path):
+    """After a forward through the model's steps, each layer's own backward gives the step's gradients."""
+    rng = np.random.default_rng(2)
+    model = published_model().astype(np.float64)
+    twin = copy.deepcopy(model)  # the same dropout generator states
+    x = rng.random((3, 28, 28, 1))
+    steps = model.steps()
+    with kernels.use(path):
+        out = x
+        for step in steps:
+            out = step.forward(out, training=True)
+        g = rng.standard_normal(out.shape)
+        d_steps = g
+        for step in reversed(steps[2:]):  # the unfused tail, as the steps ran it
+            d_steps = step.backward(d_steps)
+        block = steps[1]
+        d_layers = d_steps
+        for layer in reversed(block.layers):
+            d_layers = layer.backward(d_layers)
+        grads_by_layers = {k: v.copy() for k, v in block.conv.grads.items()}
+        d_block = block.backward(d_steps) if path == "reference" else None
+    with kernels.use("reference"):
+        out = x
+        for layer in twin.layers:
+            out = layer.forward(out, training=True)
+        d = g
+        for layer in reversed(twin.layers[3:]):
+            d = layer.backward(d)
+    np.testing.assert_allclose(d_layers, d, rtol=1e-10, atol=1e-12)
+    for key in ("kernel", "bias"):
+        np.testing.assert_allclose(grads_by_layers[key], twin.layers[3].grads[key], rtol=1e-10, atol=1e-12)
+    if d_block is not None:
+        np.testing.assert_allclose(d_block, d, rtol=1e-10, atol=1e-12)
 
 
 def test_first_fused_step_skips_the_input_gradient_only_in_training():

@@ -42,7 +42,7 @@ from minicnn import (
 from minicnn.datasets import DatasetError, load_mnist, prepare_images
 from minicnn.gradcheck import relative_error
 from minicnn.keras_compat import from_keras, to_keras
-from minicnn.layers import LAYER_CLASSES
+from minicnn.layers import Layer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ start-up chatter
 tf = pytest.importorskip("tensorflow", reason='the Keras parity tests need pip install -e ".[keras]"')
@@ -109,7 +109,7 @@ def without_dropout(model: Sequential) -> Sequential:
     """The same model and weights minus its Dropout layers: training passes become deterministic."""
     kept = [layer for layer in model.layers if not isinstance(layer, Dropout)]
     twin = Sequential([Input(model.input_shape),
-                       *[LAYER_CLASSES[type(layer).__name__](**layer.get_config()) for layer in kept]])
+                       *[Layer.registry[type(layer).__name__](**layer.get_config()) for layer in kept]])
     twin.set_weights(model.get_weights())
     return twin
 
@@ -238,7 +238,7 @@ def test_conversions_refuse_what_they_cannot_read():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_forward_matches_keras(arch, backend):
+def test_forward_matches_keras(arch, path):
     """Inference (dropout off): the same softmax outputs and the same loss as Keras'."""
     model = random_biases(ARCHITECTURES[arch]())
     keras_model = to_keras(model)
@@ -256,7 +256,7 @@ def test_forward_matches_keras(arch, backend):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_gradients_match_keras_without_dropout(arch, backend):
+def test_gradients_match_keras_without_dropout(arch, path):
     model = without_dropout(random_biases(ARCHITECTURES[arch]()))
     x, y = batch(model)
     reference = keras_gradients(to_keras(model), x, y)
@@ -264,7 +264,7 @@ def test_gradients_match_keras_without_dropout(arch, backend):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_gradients_match_keras_with_the_same_dropout_mask(arch, backend):
+def test_gradients_match_keras_with_the_same_dropout_mask(arch, path):
     """Dropout on: Keras multiplies by the very masks minicnn's next training pass draws.
 
     A deep copy of each Dropout layer has the same generator state, so its

@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn import kernels
+from minicnn.kernels import im2col as conv_kernels
+from minicnn.kernels import maxpool as pool_kernels
 
 
 def naive_im2col(x, kh, kw, stride, pads):
@@ -40,8 +42,8 @@ def test_im2col_fast_and_reference_match_the_definition(case, dtype):
         return
     x = np.random.default_rng(0).standard_normal((n, h, w, c)).astype(dtype)
     expected = naive_im2col(x, kh, kw, stride, pads)
-    np.testing.assert_array_equal(kernels.im2col_reference(x, kh, kw, stride, pads), expected)
-    fast = kernels.im2col_numba(x, kh, kw, stride, pads)
+    np.testing.assert_array_equal(conv_kernels.im2col_reference(x, kh, kw, stride, pads), expected)
+    fast = conv_kernels.im2col_numba(x, kh, kw, stride, pads)
     assert fast.dtype == dtype
     np.testing.assert_array_equal(fast, expected)
 
@@ -56,8 +58,8 @@ def test_col2im_is_the_adjoint_of_im2col(case, dtype):
     x = rng.standard_normal((n, h, w, c))
     d = rng.standard_normal(naive_im2col(x, kh, kw, stride, pads).shape)
     lhs = np.sum(naive_im2col(x, kh, kw, stride, pads) * d)
-    reference = kernels.col2im_reference(d.astype(dtype), x.shape, stride, pads)
-    fast = kernels.col2im_numba(d.astype(dtype), x.shape, stride, pads)
+    reference = conv_kernels.col2im_reference(d.astype(dtype), x.shape, stride, pads)
+    fast = conv_kernels.col2im_numba(d.astype(dtype), x.shape, stride, pads)
     assert fast.dtype == dtype
     np.testing.assert_allclose(np.sum(x * reference), lhs, rtol=1e-5)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -87,14 +89,14 @@ def test_maxpool_fast_and_reference_agree_even_with_ties(case, with_ties):
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
     if with_ties:
         x = np.round(x)  # many equal values in each window
-    out_ref, arg_ref = kernels.maxpool_forward_reference(x, pool, stride)
-    out_fast, arg_fast = kernels.maxpool_forward_numba(x, pool, stride)
+    out_ref, arg_ref = pool_kernels.maxpool_forward_reference(x, pool, stride)
+    out_fast, arg_fast = pool_kernels.maxpool_forward_numba(x, pool, stride)
     np.testing.assert_array_equal(out_ref, naive_maxpool(x, pool, stride))
     np.testing.assert_array_equal(out_fast, out_ref)
     np.testing.assert_array_equal(arg_fast, arg_ref)
     dout = rng.standard_normal(out_ref.shape).astype(np.float32)
-    dx_ref = kernels.maxpool_backward_reference(dout, arg_ref, x.shape, pool, stride)
-    dx_fast = kernels.maxpool_backward_numba(dout, arg_fast, x.shape, pool, stride)
+    dx_ref = pool_kernels.maxpool_backward_reference(dout, arg_ref, x.shape, pool, stride)
+    dx_fast = pool_kernels.maxpool_backward_numba(dout, arg_fast, x.shape, pool, stride)
     np.testing.assert_allclose(dx_fast, dx_ref, rtol=1e-6, atol=1e-6)
     # Each output gradient lands exactly once, so nothing is lost or doubled.
     np.testing.assert_allclose(dx_ref.sum(), dout.sum(), rtol=1e-4, atol=1e-4)
@@ -102,14 +104,45 @@ def test_maxpool_fast_and_reference_agree_even_with_ties(case, with_ties):
 
 def test_maxpool_tie_goes_to_the_first_maximum_only():
     x = np.ones((1, 2, 2, 1), np.float32)
-    for forward, backward in ((kernels.maxpool_forward_reference, kernels.maxpool_backward_reference),
-                              (kernels.maxpool_forward_numba, kernels.maxpool_backward_numba)):
+    pairs = ((pool_kernels.maxpool_forward_reference, pool_kernels.maxpool_backward_reference),
+             (pool_kernels.maxpool_forward_numba, pool_kernels.maxpool_backward_numba))
+    for forward, backward in pairs:
         _, argmax = forward(x, 2, 2)
         dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2)
         np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
 
 
-def test_backend_switch_rejects_unknown_names():
-    with pytest.raises(ValueError, match="backend must be one of"):
-        kernels.set_backend("cuda")
-    assert kernels.get_backend() in kernels.BACKENDS
+def test_path_choice_rejects_unknown_names():
+    with pytest.raises(ValueError, match=r"kernels.use must be one of \('fast', 'reference'\); got 'cuda'"):
+        with kernels.use("cuda"):
+            pass
+    assert kernels.current() in kernels.PATHS
+
+
+def test_use_sets_the_path_for_its_block_only_and_dispatchers_follow_it():
+    x = np.random.default_rng(0).random((2, 5, 5, 3)).astype(np.float32)
+    calls = []
+    dispatch = kernels.pair(lambda v: calls.append("reference") or v, lambda v: calls.append("fast") or v)
+    before = kernels.current()
+    with kernels.use("reference"):
+        assert kernels.current() == "reference"
+        with kernels.use("fast"):
+            dispatch(x)
+        dispatch(x)
+    assert kernels.current() == before
+    assert calls == ["fast", "reference"]
+
+
+def test_the_environment_sets_only_the_default_path():
+    import subprocess
+    import sys
+
+    code = ("from minicnn import kernels; print(kernels.current());"
+            "exec('with kernels.use(\"fast\"): print(kernels.current())')")
+    for value in ("reference", "fast"):
+        out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ,
+                             "MINICNN_KERNELS": value}, capture_output=True, text=True, check=True).stdout
+        assert out.split() == [value, "fast"]
+    bad = subprocess.run([sys.executable, "-c", "import minicnn"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "MINICNN_KERNELS": "numpy"})
+    assert bad.returncode != 0 and "MINICNN_KERNELS must be one of ('fast', 'reference')" in bad.stderr

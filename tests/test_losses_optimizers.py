@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from minicnn import SGD, Adam, kernels, to_categorical
+from minicnn import SGD, Adam, optimizers, to_categorical
 from minicnn.losses import softmax_cross_entropy
 
 
@@ -91,8 +91,8 @@ def test_adam_numba_kernel_matches_reference(dtype):
     v = rng.random((7, 5)).astype(dtype)
     fast = [a.copy() for a in (*arrays, v)]
     slow = [a.copy() for a in (*arrays, v)]
-    kernels.adam_update_numba(*fast, 0.01, 0.9, 0.999, 1e-7)
-    kernels.adam_update_reference(*slow, 0.01, 0.9, 0.999, 1e-7)
+    optimizers.adam_update_numba(*fast, 0.01, 0.9, 0.999, 1e-7)
+    optimizers.adam_update_reference(*slow, 0.01, 0.9, 0.999, 1e-7)
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-7 if dtype == np.float32 else 1e-15)
     assert not np.array_equal(fast[0], arrays[0])  # the parameter moved, in place

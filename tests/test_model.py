@@ -74,7 +74,7 @@ def digits():
 def test_fit_learns_the_digits(digits):
     x, y, x_val, y_val = digits
     model = small_digits_model()
-    model.compile(optimizer=Adam(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     before = model.evaluate(x_val, y_val)
     history = model.fit(x, y, batch_size=32, epochs=4, validation_data=(x_val, y_val),
                         verbose=0, seed=0)
@@ -92,7 +92,7 @@ def test_training_is_repeatable_with_seeds(digits):
     runs = []
     for _ in range(2):
         model = small_digits_model(seed=5)
-        model.compile("adam", metrics=["accuracy"])
+        model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         runs.append(model.fit(x[:300], y[:300], epochs=2, verbose=0, seed=1).history["loss"])
     assert runs[0] == runs[1]
 
@@ -102,7 +102,7 @@ def test_fit_reshuffles_every_epoch_without_replacement(digits, monkeypatch):
     x = x[:100].copy()
     x[:, 0, 0, 0] = np.arange(100)  # tag each sample
     model = small_digits_model()
-    model.compile("adam")
+    model.compile("adam", loss="sparse_categorical_crossentropy")
     seen = []
     original = model._train_step
     monkeypatch.setattr(model, "_train_step",
@@ -118,7 +118,7 @@ def test_fit_reshuffles_every_epoch_without_replacement(digits, monkeypatch):
 def test_evaluate_matches_predict(digits):
     x, y, _, _ = digits
     model = small_digits_model()
-    model.compile("adam", metrics=["accuracy"])
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     p = model.predict(x[:100], batch_size=7).astype(np.float64)
     loss, acc = model.evaluate(x[:100], y[:100], batch_size=13)
     assert loss == pytest.approx(-np.mean(np.log(p[np.arange(100), y[:100]])), rel=1e-5)
@@ -131,7 +131,8 @@ def test_integer_and_one_hot_labels_train_identically(digits):
     losses = []
     for labels in (y[:64], np.eye(10, dtype=np.float32)[y[:64]]):
         model = small_digits_model(seed=2)
-        model.compile("adam")
+        model.compile("adam", loss="categorical_crossentropy" if labels.ndim == 2 else
+                      "sparse_categorical_crossentropy")
         losses.append(model.fit(x[:64], labels, epochs=1, verbose=0, seed=0).history["loss"])
     assert losses[0] == losses[1]
 
@@ -139,7 +140,7 @@ def test_integer_and_one_hot_labels_train_identically(digits):
 def test_save_and_load_restore_architecture_weights_and_biases(tmp_path, digits):
     x, y, _, _ = digits
     model = small_digits_model()
-    model.compile("adam")
+    model.compile("adam", loss="sparse_categorical_crossentropy")
     model.fit(x[:200], y[:200], epochs=1, verbose=0)
     assert all(np.any(layer.params["bias"] != 0) for layer in model.layers if layer.params)
     path = tmp_path / "model.npz"
@@ -183,7 +184,7 @@ def test_set_weights_checks_shapes():
 @pytest.fixture
 def compiled():
     model = small_digits_model()
-    model.compile("adam", metrics=["accuracy"])
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -198,8 +199,10 @@ def test_fit_before_compile():
     (np.full((4, 8, 8, 1), np.nan, np.float32), [0, 1, 2, 3], ValueError, "NaN"),
     (np.zeros((4, 8, 8, 1), np.float32), [0, 1, 2], ValueError, "4 samples.*3"),
     (np.zeros((4, 8, 8, 1), np.float32), [0, 1, 2, 10], ValueError, r"\[0, 10\)"),
-    (np.zeros((4, 8, 8, 1), np.float32), np.ones((4, 10)), ValueError, "one-hot"),
-    (np.zeros((4, 8, 8, 1), np.float32), np.zeros((4, 3)), ValueError, r"\(N, 10\)"),
+    (np.zeros((4, 8, 8, 1), np.float32), np.ones((4, 10)), ValueError, "one-hot.*categorical_crossentropy'"),
+    (np.zeros((4, 8, 8, 1), np.float32), np.zeros((4, 3)), ValueError, r"\(N,\) or \(N, 1\)"),
+    (np.zeros((4, 8, 8, 1), np.float32), np.array(["a", "b", "a", "c"]), TypeError, "LabelEncoder"),
+    (np.zeros((4, 1, 8, 8), np.float32), [0, 1, 2, 3], ValueError, "channels-first.*transpose"),
 ])
 def test_bad_data_gets_a_clear_error(compiled, x, y, error, message):
     with pytest.raises(error, match=message):
@@ -209,7 +212,7 @@ def test_bad_data_gets_a_clear_error(compiled, x, y, error, message):
 def test_compile_rejects_a_model_without_softmax_output():
     model = Sequential([Input((4,)), Dense(3)])
     with pytest.raises(ValueError, match="softmax"):
-        model.compile("adam")
+        model.compile("adam", loss="sparse_categorical_crossentropy")
 
 
 def test_compile_rejects_unknown_names(compiled):

@@ -29,7 +29,21 @@ def test_thread_settings_are_defaults_the_user_can_override():
     assert run_python(code, OPENBLAS_THREAD_TIMEOUT="50", OMP_WAIT_POLICY="ACTIVE") == "50 ACTIVE"
 
 
-def test_kernel_backend_from_environment():
-    code = "from minicnn import kernels; print(kernels.get_backend())"
-    assert run_python(code) == "numba"
-    assert run_python(code, MINICNN_KERNELS="numpy") == "numpy"
+def test_importing_numpy_first_warns_once_and_says_how_to_fix_it():
+    code = ("import warnings, numpy; warnings.simplefilter('default');"
+            "import minicnn, importlib; minicnn.threads.apply_defaults()")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stderr
+    assert err.count("RuntimeWarning") == 1
+    assert "Import minicnn before numpy, or set OPENBLAS_THREAD_TIMEOUT=1" in err
+    quiet = subprocess.run([sys.executable, "-W", "error", "-c", "import minicnn, numpy"], env=env,
+                           capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+
+
+def test_set_num_threads_sets_numba_and_blas():
+    code = ("import minicnn, numba, threadpoolctl; minicnn.threads.set_num_threads(1);"
+            "print(numba.get_num_threads(), {i['num_threads'] for i in threadpoolctl.threadpool_info()"
+            " if i['user_api'] == 'blas'})")
+    assert run_python(code) == "1 {1}"

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.files import atomic_write_json
 from minicnn.experiments.crossval import CrossValidationResult, HoldoutResult
+from minicnn.files import atomic_write_json
 
 CONFIG_KEYS = ("folds", "epochs", "batch_size", "seed", "limit")
 """The settings every results file records, so runs of different frameworks can be matched."""

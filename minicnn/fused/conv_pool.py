@@ -1,0 +1,156 @@
+"""Conv2D(relu) -> MaxPooling2D -> Dropout as one step: the same numbers in fewer passes.
+
+On the reference path the step is the three layers' own forward and backward passes in
+sequence. On the fast path it computes the same function in another order. Max-pooling
+commutes with adding a per-channel bias and with ReLU (neither reorders values; ties
+aside, see ``docs/backprop.md#the-fused-fast-path``), so the step pools the raw
+correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU and the dropout mask to
+a quarter as many values, in one pass::
+
+    pooled, argmax = maxpool(xw)           # conv_pool_forward_numba
+    a   = relu(pooled + b)                 # bias_relu_dropout_numba
+    out = a * mask
+
+Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx`` from the
+window maxima only (``conv_pool_backward_numba``). ``tests/test_fused.py`` proves the
+two paths equal to 1e-10 in float64.
+
+After a fast step the layers are in a valid state: their ``grads`` are filled through
+``set_grads``, and each layer's ``cache`` holds what its own ``backward`` needs, so a
+layer-by-layer backward chain works after a fused forward. Caches the fast path never
+computes (Conv2D's ``cols`` and full-size activation) are made on first read only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from minicnn import kernels
+from minicnn.activations import relu, relu_backward
+from minicnn.fused import conv_pool_kernels as fast
+from minicnn.kernels.im2col import im2col_numba
+from minicnn.kernels.maxpool import maxpool_backward_numba
+from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
+
+
+class ConvPoolBlock:
+    """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
+
+    x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
+    ``input_gradient=False`` (a first layer in training) lets the fast path skip dx.
+    """
+
+    def __init__(self, conv: Conv2D, pool: MaxPooling2D, dropout: Dropout | None = None,
+                 input_gradient: bool = True):
+        self.conv, self.pool, self.dropout = conv, pool, dropout
+        self.input_gradient = input_gradient
+        self.cache: dict | None = None
+
+    @classmethod
+    def starting_at(cls, layers: list[Layer], i: int, input_gradient: bool = True) -> ConvPoolBlock | None:
+        """The block that starts at ``layers[i]``, or None if the fusable pattern does not start there."""
+        conv = layers[i]
+        if not (isinstance(conv, Conv2D) and conv.activation == "relu" and i + 1 < len(layers)
+                and isinstance(layers[i + 1], MaxPooling2D)):
+            return None
+        after = layers[i + 2] if i + 2 < len(layers) else None
+        return cls(conv, layers[i + 1], after if isinstance(after, Dropout) else None, input_gradient)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return [self.conv, self.pool] + ([self.dropout] if self.dropout else [])
+
+    @property
+    def name(self) -> str:
+        return "+".join(layer.name for layer in self.layers)
+
+    def __repr__(self) -> str:
+        return f"ConvPoolBlock({', '.join(layer.name for layer in self.layers)})"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        path = kernels.current()
+        self.cache = {"path": path} if training else None
+        if path == "reference":
+            for layer in self.layers:
+                x = layer.forward(x, training)
+            return x
+        return self._forward_fast(x, training)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self.cache is None:
+            raise RuntimeError(f"{self!r}: backward() needs a preceding forward(x, training=True)")
+        if self.cache["path"] == "reference":
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
+            return dout
+        return self._backward_fast(dout)
+
+    # ------------------------------------------------------------------ the fast path
+
+    def _forward_fast(self, x: np.ndarray, training: bool) -> np.ndarray:
+        conv, pool = self.conv, self.pool
+        conv.check_input(x)
+        W, b = conv.params["kernel"], conv.params["bias"]
+        geometry = (conv.strides, conv.pads, pool.pool_size, pool.strides)
+        pooled, argmax = fast.conv_pool_forward_numba(x, W, *geometry)
+        if training and self.dropout is not None:
+            mask = self.dropout.draw_mask(pooled.shape, pooled.dtype)
+            out, a = fast.bias_relu_dropout_numba(pooled, b, mask)
+        else:
+            mask = None
+            out = a = relu(pooled + b)
+        if training:
+            self.cache.update(x=x, geometry=geometry, argmax=argmax, a=a, mask=mask)
+            self._fill_layer_caches(x, argmax, a, mask)
+        return out
+
+    def _backward_fast(self, dout: np.ndarray) -> np.ndarray | None:
+        c = self.cache
+        if dout.shape != c["a"].shape:
+            raise ValueError(f"{self!r}: expected an output gradient of shape {c['a'].shape}; "
+                             f"got {dout.shape}")
+        if c["mask"] is None:
+            d = relu_backward(dout, c["a"])
+        else:
+            d = fast.relu_dropout_backward_numba(dout, c["a"], c["mask"])
+        dW, dx = fast.conv_pool_backward_numba(d, c["argmax"], c["x"], self.conv.params["kernel"],
+                                               *c["geometry"], self.input_gradient)
+        self.conv.set_grads(kernel=dW, bias=d.sum(axis=(0, 1, 2)))
+        return dx
+
+    def _fill_layer_caches(self, x: np.ndarray, argmax: np.ndarray, a: np.ndarray,
+                           mask: np.ndarray | None) -> None:
+        """Give each layer the cache its own forward would have left, so its own backward works too.
+
+        The pool's winners were found on ``xw`` rather than on ``relu(xw + b)``: they differ only in
+        windows whose values ReLU all set to 0, where the gradient is 0 either way.
+        """
+        conv, pool = self.conv, self.pool
+        (kh, kw), conv_shape = conv.kernel_size, (x.shape[0], *conv.output_shape)
+        pool.remember(a.shape, {"argmax": argmax, "x_shape": conv_shape})
+        if self.dropout is not None:
+            self.dropout.remember(a.shape, {"mask": mask})
+        conv.remember(conv_shape, DeferredCache(
+            {"x_shape": x.shape},
+            cols=lambda: im2col_numba(x, kh, kw, conv.strides, conv.pads),
+            # ReLU's backward reads only where a > 0, and only the pool's winners get gradient:
+            # the activations at the winners (0 elsewhere; summed where windows overlap) are all it needs.
+            a=lambda: maxpool_backward_numba(a, argmax, conv_shape, pool.pool_size, pool.strides),
+        ))
+
+
+class DeferredCache(dict):
+    """A layer cache some of whose entries are computed only when first read."""
+
+    def __init__(self, ready: dict[str, Any], **deferred: Callable[[], Any]):
+        super().__init__(ready)
+        self._deferred = deferred
+
+    def __missing__(self, key: str) -> Any:
+        if key not in self._deferred:
+            raise KeyError(key)
+        value = self[key] = self._deferred.pop(key)()
+        return value

@@ -1,0 +1,290 @@
+"""Numba kernels of the fused Conv2D(relu) -> MaxPooling2D -> Dropout step (:mod:`minicnn.fused.conv_pool`).
+
+They have no NumPy twins of their own: the step's reference is the three layers'
+forward and backward passes, and ``tests/test_fused.py`` proves these kernels equal to them.
+``W`` is the Keras kernel (KH, KW, C, F); images are (N, H, W, C); ``pads = (top, bottom,
+left, right)``. The step pools the convolution *without* its bias, ``xw = im2col(x) @ W``:
+``pooled, argmax = maxpool(xw)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from minicnn.kernels import conv_output_size
+from minicnn.kernels.im2col import _im2col_kernel
+from minicnn.kernels.maxpool import _maxpool_forward_kernel
+
+# --------------------------------------------------------------------------- bias, ReLU and dropout
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - compiled
+    rows, f = pooled.shape
+    for r in prange(rows):
+        for c in range(f):
+            v = pooled[r, c] + b[c]
+            v = v if v > 0 else 0.0
+            a[r, c] = v
+            out[r, c] = v * mask[r, c]
+
+
+def bias_relu_dropout_numba(pooled: np.ndarray, b: np.ndarray,
+                            mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numba version of ``relu(pooled + b) * mask``."""
+    f = pooled.shape[-1]
+    out, a = np.empty_like(pooled), np.empty_like(pooled)
+    _bias_relu_dropout_kernel(pooled.reshape(-1, f), b, mask.reshape(-1, f),
+                              out.reshape(-1, f), a.reshape(-1, f))
+    return out, a
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
+    for i in prange(dout.shape[0]):
+        d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
+
+
+def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Numba version of ``dout * mask * (a > 0)``."""
+    d = np.empty_like(dout)
+    _relu_dropout_backward_kernel(dout.reshape(-1), a.reshape(-1), mask.reshape(-1), d.reshape(-1))
+    return d
+
+
+# --------------------------------------------------------------------------- convolution + max-pooling
+
+SMALL_WINDOW = 32
+"""Windows of at most this many values (KH*KW*C) take the kernels written for small windows."""
+
+
+def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> tuple[int, int]:
+    top, bottom, left, right = pads
+    return (conv_output_size(x_shape[1], W_shape[0], stride, top, bottom),
+            conv_output_size(x_shape[2], W_shape[1], stride, left, right))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _conv_pool_forward_small_kernel(x, W, stride, top, left, pool, pool_stride,
+                             out, argmax):  # pragma: no cover - compiled
+    n_total, ph, pw, f_total = out.shape
+    _, h, w, c = x.shape
+    kh, kw = W.shape[0], W.shape[1]
+    for n in prange(n_total):
+        acc = np.empty(f_total, dtype=out.dtype)
+        for pi in range(ph):
+            for pj in range(pw):
+                for ai in range(pool):
+                    for aj in range(pool):
+                        i, j = pi * pool_stride + ai, pj * pool_stride + aj
+                        acc[:] = 0.0
+                        for di in range(kh):
+                            r = i * stride + di - top
+                            if r < 0 or r >= h:
+                                continue
+                            for dj in range(kw):
+                                s = j * stride + dj - left
+                                if s < 0 or s >= w:
+                                    continue
+                                for ch in range(c):
+                                    v = x[n, r, s, ch]
+                                    for f in range(f_total):
+                                        acc[f] += v * W[di, dj, ch, f]
+                        k = ai * pool + aj
+                        for f in range(f_total):
+                            if k == 0 or acc[f] > out[n, pi, pj, f]:
+                                out[n, pi, pj, f] = acc[f]
+                                argmax[n, pi, pj, f] = k
+
+
+def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
+                            pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``pooled, argmax = maxpool(xw)`` for the bias-free convolution ``xw = im2col(x) @ W``.
+
+    x: (N, H, W, C), W: (KH, KW, C, F). Returns ``pooled`` of shape (N, PH, PW, F) and
+    the pool's ``argmax`` (uint8, the winner's offset ``di * pool + dj`` in its window).
+    Small windows (``KH*KW*C <= SMALL_WINDOW``, a first layer on grey images) run as a
+    direct convolution that never stores the im2col matrix or the unpooled output;
+    larger ones as im2col, a BLAS product and max-pooling, a block of images at a time
+    (:func:`conv_pool_forward_blocked`).
+    """
+    kh, kw, c, f = W.shape
+    if kh * kw * c > SMALL_WINDOW:
+        return conv_pool_forward_blocked(x, W, stride, pads, pool, pool_stride)
+    oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
+    ph = conv_output_size(oh, pool, pool_stride)
+    pw = conv_output_size(ow, pool, pool_stride)
+    out = np.empty((x.shape[0], ph, pw, f), dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=np.uint8)
+    _conv_pool_forward_small_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W), stride, pads[0],
+                                    pads[2], pool, pool_stride, out, argmax)
+    return out, argmax
+
+
+BLOCK_BYTES = 4 * 2**20
+"""Size of one block's im2col matrix in :func:`conv_pool_forward_blocked`: within a core's L2
+plus its share of L3 on current x86 CPUs, and large enough for BLAS to run at full speed."""
+
+
+def images_per_block(oh: int, ow: int, window: int, itemsize: int) -> int:
+    """Images whose im2col rows (OH*OW rows of ``window`` values) fit in ``BLOCK_BYTES``; at least 1."""
+    return max(1, BLOCK_BYTES // (oh * ow * window * itemsize))
+
+
+def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
+                              pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``maxpool(im2col(x) @ W)`` a block of images at a time, so the im2col matrix stays in cache.
+
+    At batch 128 the second convolution of the MNIST model has a (25088, 288) im2col
+    matrix: 29 MB, larger than any per-core cache, written to memory and read back by
+    the product, whose (25088, 64) result goes through memory once more on its way to
+    the pooling. Block by block (``BLOCK_BYTES`` of im2col rows, 16 images here), in
+    buffers reused from block to block, all of it stays in the caches::
+
+        for each block of images:
+            cols = im2col(x[block]);  xw = cols @ W   # BLAS
+            pooled[block], argmax[block] = maxpool(xw)
+
+    The products and maxima are those of the whole batch at once. x: (N, H, W, C),
+    W: (KH, KW, C, F); returns ``(pooled, argmax)`` of shape (N, PH, PW, F).
+    """
+    top, bottom, left, right = pads
+    n = x.shape[0]
+    kh, kw, c, f = W.shape
+    oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
+    ph, pw = conv_output_size(oh, pool, pool_stride), conv_output_size(ow, pool, pool_stride)
+    pooled = np.empty((n, ph, pw, f), dtype=x.dtype)
+    argmax = np.empty((n, ph, pw, f), dtype=np.uint8)
+    block = min(n, images_per_block(oh, ow, kh * kw * c, x.itemsize))
+    cols = np.empty((block, oh, ow, kh, kw, c), dtype=x.dtype)
+    xw = np.empty((block, oh, ow, f), dtype=x.dtype)
+    Wm = np.ascontiguousarray(W).reshape(-1, f)
+    x = np.ascontiguousarray(x)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        b = stop - start  # the last block may be shorter
+        _im2col_kernel(x[start:stop], kh, kw, stride, top, left, cols[:b])
+        np.matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
+        _maxpool_forward_kernel(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
+    return pooled, argmax
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, pool_stride,
+                                 dWt_parts, dxp_rows, input_gradient):  # pragma: no cover - compiled
+    # Rows are flattened over (column, channel), so one kernel row of a window is one
+    # contiguous run of KW*C values: xp_rows (N, HP, WP*C), Wt_rows (F, KH, KW*C).
+    n_total, ph, pw, f_total = d.shape
+    kh, run = Wt_rows.shape[1], Wt_rows.shape[2]
+    chunks = dWt_parts.shape[0]
+    per_chunk = (n_total + chunks - 1) // chunks
+    for t in prange(chunks):
+        dWt = dWt_parts[t]
+        dWt[:] = 0.0
+        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+            if input_gradient:
+                dxp_rows[n] = 0.0
+            for pi in range(ph):
+                for pj in range(pw):
+                    for f in range(f_total):
+                        g = d[n, pi, pj, f]
+                        if g == 0:  # dropped or inactive: worth a branch with KW*C values per row
+                            continue
+                        k = argmax[n, pi, pj, f]
+                        r0 = (pi * pool_stride + k // pool) * stride
+                        q0 = (pj * pool_stride + k % pool) * stride * c
+                        for di in range(kh):
+                            x_run = xp_rows[n, r0 + di, q0:q0 + run]
+                            dW_run = dWt[f, di]
+                            for q in range(run):
+                                dW_run[q] += g * x_run[q]
+                        if input_gradient:
+                            for di in range(kh):
+                                dx_run = dxp_rows[n, r0 + di, q0:q0 + run]
+                                W_run = Wt_rows[f, di]
+                                for q in range(run):
+                                    dx_run[q] += g * W_run[q]
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _conv_pool_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride,
+                                       dW_parts, dxp, input_gradient):  # pragma: no cover - compiled
+    # For small windows: per pooled position, the gradients are sorted by window offset into
+    # g_by_offset (POOL*POOL, F), and every update runs over the F filters, contiguous in W.
+    n_total, ph, pw, f_total = d.shape
+    kh, kw, c = W.shape[0], W.shape[1], W.shape[2]
+    chunks = dW_parts.shape[0]
+    per_chunk = (n_total + chunks - 1) // chunks
+    for t in prange(chunks):
+        dW = dW_parts[t]
+        dW[:] = 0.0
+        g_by_offset = np.empty((pool * pool, f_total), dtype=d.dtype)
+        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+            if input_gradient:
+                dxp[n] = 0.0
+            for pi in range(ph):
+                for pj in range(pw):
+                    g_by_offset[:] = 0.0
+                    for f in range(f_total):
+                        g_by_offset[argmax[n, pi, pj, f], f] = d[n, pi, pj, f]
+                    for k in range(pool * pool):
+                        g = g_by_offset[k]
+                        r0 = (pi * pool_stride + k // pool) * stride
+                        s0 = (pj * pool_stride + k % pool) * stride
+                        for di in range(kh):
+                            for dj in range(kw):
+                                for ch in range(c):
+                                    xv = xp[n, r0 + di, s0 + dj, ch]
+                                    dW_row = dW[di, dj, ch]
+                                    for f in range(f_total):
+                                        dW_row[f] += g[f] * xv
+                                    if input_gradient:
+                                        W_row = W[di, dj, ch]
+                                        total = 0.0
+                                        for f in range(f_total):
+                                            total += g[f] * W_row[f]
+                                        dxp[n, r0 + di, s0 + dj, ch] += total
+
+
+def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
+                             stride: int, pads: tuple, pool: int, pool_stride: int,
+                             input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` of the pooled convolution from ``d`` = dL/dpooled, (N, PH, PW, F).
+
+    The same numbers as ``MaxPooling2D.backward`` then ``Conv2D.backward_linear``
+    (``dz = maxpool_backward(d)``, ``dW = cols.T @ dz``, ``dx = col2im(dz @ W.T)``);
+    ``dx`` is None unless ``input_gradient``.
+
+    Only the window maxima carry gradient, so it loops over the pooled
+    entries (a quarter of the convolution's outputs for 2x2 pools) instead of
+    multiplying mostly-zero matrices, and skips the entries that dropout or
+    ReLU zeroed. The batch is split into a fixed number
+    of chunks, each with its own partial ``dW`` (summed at the end), so the
+    result does not depend on how many threads run. Small windows
+    (``KH*KW*C <= SMALL_WINDOW``) loop over the filters innermost instead.
+    """
+    top, bottom, left, right = pads
+    n, _, _, c = x.shape
+    kh, kw, _, f = W.shape
+    chunks = min(n, 16)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    if kh * kw * c <= SMALL_WINDOW:
+        dW_parts = np.empty((chunks, *W.shape), dtype=W.dtype)
+        dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+        _conv_pool_backward_small_kernel(np.ascontiguousarray(d), argmax, xp, np.ascontiguousarray(W),
+                                           stride, pool, pool_stride, dW_parts, dxp, input_gradient)
+        dW = dW_parts.sum(axis=0)
+        if not input_gradient:
+            return dW, None
+        return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()
+    Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
+    dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)
+    dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+    _conv_pool_backward_kernel(np.ascontiguousarray(d), argmax, xp.reshape(n, xp.shape[1], -1),
+                                 Wt.reshape(f, kh, -1), c, stride, pool, pool_stride, dWt_parts,
+                                 dxp.reshape(dxp.shape[0], dxp.shape[1], -1), input_gradient)
+    dW = dWt_parts.sum(axis=0).reshape(f, kh, kw, c).transpose(1, 2, 3, 0).copy()
+    if not input_gradient:
+        return dW, None
+    return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()

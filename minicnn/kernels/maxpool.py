@@ -1,0 +1,108 @@
+"""Max-pooling forward and backward over non-padded windows of NHWC images.
+
+``maxpool_*_reference`` are the readable NumPy versions (``docs/backprop.md#maxpooling2d``),
+``maxpool_*_numba`` the compiled ones, and ``maxpool_forward`` / ``maxpool_backward``
+call one or the other by the active path (:mod:`minicnn.kernels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from minicnn.kernels import conv_output_size, pair, window_slice
+
+
+def maxpool_forward_reference(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Max over each ``pool x pool`` window (no padding).
+
+    x: array of shape (N, H, W, C).
+    Returns ``(out, argmax)``, both of shape (N, OH, OW, C): the maxima, and
+    the position of each maximum inside its window as ``di * pool + dj``
+    (uint8). On ties the first maximum in row-major order wins, so the
+    backward pass routes the gradient to exactly one input.
+    """
+    n, h, w, c = x.shape
+    oh = conv_output_size(h, pool, stride, 0, 0)
+    ow = conv_output_size(w, pool, stride, 0, 0)
+    out = np.full((n, oh, ow, c), -np.inf, dtype=x.dtype)
+    argmax = np.zeros((n, oh, ow, c), dtype=np.uint8)
+    for di in range(pool):
+        for dj in range(pool):
+            window = x[:, window_slice(di, oh, stride), window_slice(dj, ow, stride), :]
+            better = window > out  # strict: on ties the first maximum stays
+            out = np.where(better, window, out)  # whole-array selects: boolean indexing is much slower
+            argmax = np.where(better, np.uint8(di * pool + dj), argmax)
+    return out, argmax
+
+
+def maxpool_backward_reference(
+    dout: np.ndarray, argmax: np.ndarray, x_shape: tuple, pool: int, stride: int
+) -> np.ndarray:
+    """Send each output gradient to the input that was the window's maximum.
+
+    dout, argmax: arrays of shape (N, OH, OW, C). Returns ``dx`` of shape
+    ``x_shape`` = (N, H, W, C); inputs that were no window's maximum get 0.
+    """
+    _, oh, ow, _ = dout.shape
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for di in range(pool):
+        for dj in range(pool):
+            routed = np.where(argmax == di * pool + dj, dout, 0)
+            dx[:, window_slice(di, oh, stride), window_slice(dj, ow, stride), :] += routed
+    return dx
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _maxpool_forward_kernel(x, pool, stride, out, argmax):  # pragma: no cover - compiled
+    n, oh, ow, c = out.shape
+    for b in prange(n):
+        for i in range(oh):
+            for j in range(ow):
+                for ch in range(c):
+                    best = x[b, i * stride, j * stride, ch]
+                    best_k = 0
+                    for di in range(pool):
+                        for dj in range(pool):
+                            v = x[b, i * stride + di, j * stride + dj, ch]
+                            if v > best:
+                                best = v
+                                best_k = di * pool + dj
+                    out[b, i, j, ch] = best
+                    argmax[b, i, j, ch] = best_k
+
+
+def maxpool_forward_numba(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numba version of :func:`maxpool_forward_reference`."""
+    n, h, w, c = x.shape
+    oh = conv_output_size(h, pool, stride, 0, 0)
+    ow = conv_output_size(w, pool, stride, 0, 0)
+    out = np.empty((n, oh, ow, c), dtype=x.dtype)
+    argmax = np.empty((n, oh, ow, c), dtype=np.uint8)
+    _maxpool_forward_kernel(np.ascontiguousarray(x), pool, stride, out, argmax)
+    return out, argmax
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _maxpool_backward_kernel(dout, argmax, pool, stride, dx):  # pragma: no cover - compiled
+    n, oh, ow, c = dout.shape
+    for b in prange(n):
+        dx[b] = 0.0
+        for i in range(oh):
+            for j in range(ow):
+                for ch in range(c):
+                    k = argmax[b, i, j, ch]
+                    dx[b, i * stride + k // pool, j * stride + k % pool, ch] += dout[b, i, j, ch]
+
+
+def maxpool_backward_numba(
+    dout: np.ndarray, argmax: np.ndarray, x_shape: tuple, pool: int, stride: int
+) -> np.ndarray:
+    """Numba version of :func:`maxpool_backward_reference`."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _maxpool_backward_kernel(np.ascontiguousarray(dout), argmax, pool, stride, dx)
+    return dx
+
+
+maxpool_forward = pair(maxpool_forward_reference, maxpool_forward_numba)
+maxpool_backward = pair(maxpool_backward_reference, maxpool_backward_numba)

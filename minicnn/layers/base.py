@@ -1,0 +1,192 @@
+"""The layer contract, in one base class (``docs/backprop.md#the-layer-contract``).
+
+- ``forward(x, training=False)`` returns the output. With ``training=True`` it
+  also keeps what ``backward`` needs (``layer.cache``), and only that.
+- ``backward(dout)`` takes the gradient of the loss with respect to the output,
+  returns a *new* array ``dx`` (``dout`` is never modified), and fills
+  ``layer.grads`` under the same keys as ``layer.params``. It never changes the
+  parameters: that is the optimizer's job.
+- ``params`` are the trainable arrays (Keras' names: ``"kernel"``, ``"bias"``);
+  ``state`` the arrays that are saved with the model but never trained (moving
+  statistics, say). ``trainable = False`` keeps the optimizer off ``params``;
+  their gradients are still computed, so gradient checks still see them.
+- float32 unless converted with :meth:`Layer.astype` (gradient checks use float64).
+
+Every subclass registers itself by class name in :attr:`Layer.registry`, which is how
+a saved model and :mod:`minicnn.keras_compat` find it: a new layer needs no table edited.
+Images are NHWC, like Keras: arrays of shape ``(N, H, W, C)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Layer:
+    """Base class: registration, shape bookkeeping, input checks, parameters, state and config."""
+
+    registry: ClassVar[dict[str, type[Layer]]] = {}
+    """Every concrete layer class by its name (classes whose name starts with ``_`` are helpers)."""
+
+    default_name: ClassVar[str] = "layer"
+    """The name Keras gives the first layer of this kind in a model (``conv2d``, then ``conv2d_1``, ...)."""
+
+    keras_requires: ClassVar[dict[str, Any]] = {}
+    """Keras options that change what the layer computes, with the only value minicnn implements."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            if cls.__name__ in Layer.registry:
+                raise TypeError(f"a layer class named {cls.__name__} is registered already")
+            Layer.registry[cls.__name__] = cls
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '/'; "
+                             f"got {name!r}")
+        self.name = name
+        self.trainable = bool(trainable)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
+        self.dtype = np.dtype(np.float32)
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+        self.cache: Mapping[str, Any] | None = None  # what backward needs, kept by forward(x, training=True)
+        self._cache_batch_shape: tuple | None = None
+
+    @property
+    def built(self) -> bool:
+        return self.input_shape is not None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+    def label(self) -> str:
+        """How errors name this layer: ``layer "conv2d" (Conv2D)``."""
+        return f'layer "{self.name or self.default_name}" ({type(self).__name__})'
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, input_shape: tuple) -> None:
+        """Fix the per-sample input shape (no batch axis) and create the parameters."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict:
+        config: dict[str, Any] = {"name": self.name}
+        if not self.trainable:
+            config["trainable"] = False
+        return config
+
+    def count_params(self) -> int:
+        """The number of values in ``params`` (trainable or not: see :attr:`trainable`)."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def astype(self, dtype) -> Layer:
+        """Convert the parameters and state (and so the computation) to ``dtype``, in place."""
+        self.dtype = np.dtype(dtype)
+        self.params = {key: value.astype(self.dtype) for key, value in self.params.items()}
+        self.state = {key: value.astype(self.dtype) for key, value in self.state.items()}
+        self.grads = {}
+        return self
+
+    # ------------------------------------------------------------------ forward and backward
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no forward pass")
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    def check_input(self, x: np.ndarray) -> None:
+        """Build on first use; then insist on the built shape and a floating dtype."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.label()}: expected a NumPy array; got {type(x).__name__}")
+        if not self.built:
+            self.build(x.shape[1:])
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"{self.label()}: expected input of shape {(None, *self.input_shape)}; "
+                             f"got {x.shape}.{channels_first_hint(x.shape, self.input_shape)}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{self.label()}: expected a floating-point input; got {x.dtype}")
+        if self.params and x.dtype != self.dtype:
+            raise TypeError(
+                f"{self.label()}: computes in {self.dtype}; got a {x.dtype} input. "
+                f"Cast the input with x.astype(np.{self.dtype}) or the layer with .astype()."
+            )
+
+    def remember(self, batch_output_shape: tuple, cache: Mapping[str, Any]) -> None:
+        """Keep ``cache`` for ``backward``, which will expect a gradient of ``batch_output_shape``."""
+        self._cache_batch_shape = tuple(batch_output_shape)
+        self.cache = cache
+
+    def check_grad(self, dout: np.ndarray) -> None:
+        """Insist on a preceding training forward and an output gradient of the output's shape."""
+        if self.cache is None:
+            raise RuntimeError(f"{self.label()}: backward() needs a preceding forward(x, training=True)")
+        if not isinstance(dout, np.ndarray) or dout.shape != self._cache_batch_shape:
+            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise ValueError(f"{self.label()}: expected an output gradient of shape "
+                             f"{self._cache_batch_shape}; got {got}")
+
+    def set_grads(self, **grads: np.ndarray) -> None:
+        """Store the gradients of every parameter, checking names and shapes against ``params``."""
+        if grads.keys() != self.params.keys():
+            raise ValueError(f"{self.label()}: gradients must be given for exactly {sorted(self.params)}; "
+                             f"got {sorted(grads)}")
+        for key, grad in grads.items():
+            if grad.shape != self.params[key].shape:
+                raise ValueError(f"{self.label()}: the gradient of {key!r} must have the shape "
+                                 f"{self.params[key].shape} of the parameter; got {grad.shape}")
+        self.grads = dict(grads)
+
+    # ------------------------------------------------------------------ Keras
+
+    def to_keras(self, keras_layers):
+        """The Keras layer (from the module ``keras_layers``) that computes the same function."""
+        raise TypeError(f"to_keras: no Keras equivalent known for {type(self).__name__}")
+
+    @classmethod
+    def from_keras(cls, config: dict, activation: str | None) -> Layer:
+        """The layer for a Keras layer's ``get_config()``; ``activation`` as minicnn names it."""
+        return cls(name=config["name"])
+
+
+def channels_first_hint(got: tuple, expected: tuple) -> str:
+    """A hint when ``got`` (with batch axis) is ``expected`` (without) in channels-first order, else ''."""
+    if len(got) == 4 and len(expected) == 3 and tuple(got[1:]) == (expected[2], *expected[:2]):
+        return (" It looks channels-first (N, C, H, W); minicnn is channels-last (N, H, W, C), "
+                "Keras' default: use x.transpose(0, 2, 3, 1).")
+    return ""
+
+
+def as_pair(value, what: str, layer: str) -> tuple[int, int]:
+    """``value`` (an int or a pair of ints, each >= 1) as a pair; ValueError naming ``layer`` otherwise."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                                 for v in pair):
+        raise ValueError(f"{layer}: {what} must be a positive int or a pair of them; got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def as_square(value, what: str, layer: str) -> int:
+    """Like :func:`as_pair`, for settings minicnn supports only equal on both axes."""
+    a, b = as_pair(value, what, layer)
+    if a != b:
+        raise ValueError(f"{layer}: minicnn supports equal {what} on both axes; got {value!r}")
+    return a
+
+
+def check_positive_int(value, what: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {what} must be a positive int; got {value!r}")
+    return int(value)

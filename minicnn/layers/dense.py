@@ -1,0 +1,70 @@
+"""``Dense``: the fully connected layer (``docs/backprop.md#dense``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.layers.activated import _Activated
+from minicnn.layers.base import check_positive_int
+from minicnn.layers.initializers import glorot_uniform
+from minicnn.seeding import make_rng
+
+__all__ = ["Dense"]
+
+
+class Dense(_Activated):
+    """Fully connected layer ``a = activation(x @ W + b)``.
+
+    x: (N, D) -> a: (N, U). Parameters: ``kernel`` of shape (D, U) and ``bias`` of shape (U,).
+    """
+
+    default_name = "dense"
+    keras_requires = {"use_bias": True}
+
+    def __init__(self, units: int, activation: str | None = None, seed: int | None = None,
+                 name: str | None = None, trainable: bool = True):
+        super().__init__(activation, name, trainable)
+        self.units = check_positive_int(units, "units", "Dense")
+        self.seed = seed
+
+    def get_config(self) -> dict:
+        return {"units": self.units, "activation": self.activation, "seed": self.seed,
+                **super().get_config()}
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense: expected inputs of shape (D,); got {input_shape}. "
+                             "Add a Flatten() first.")
+        return (self.units,)
+
+    def build(self, input_shape: tuple) -> None:
+        super().build(input_shape)
+        d = self.input_shape[0]
+        self.params = {
+            "kernel": glorot_uniform((d, self.units), d, self.units, make_rng(self.seed)),
+            "bias": np.zeros(self.units, dtype=np.float32),
+        }
+        self.astype(self.dtype)
+
+    def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        z = x @ self.params["kernel"] + self.params["bias"]
+        if training:
+            self.remember(z.shape, {"x": x})
+        return z
+
+    def backward_linear(self, dz: np.ndarray) -> np.ndarray:
+        """``dW = x.T @ dz``, ``db = sum(dz)``, ``dx = dz @ W.T``; dz: (N, U)."""
+        self.check_grad(dz)
+        x, W = self.cache["x"], self.params["kernel"]
+        self.set_grads(kernel=x.T @ dz, bias=dz.sum(axis=0))
+        return dz @ W.T
+
+    def to_keras(self, keras_layers):
+        return keras_layers.Dense(self.units, activation=self.activation, name=self.name,
+                                  trainable=self.trainable)
+
+    @classmethod
+    def from_keras(cls, config: dict, activation: str | None) -> Dense:
+        return cls(config["units"], activation=activation, name=config["name"],
+                   trainable=config.get("trainable", True))

@@ -1,0 +1,68 @@
+"""``MaxPooling2D`` (alias ``MaxPool2D``): max over windows of NHWC images.
+
+See ``docs/backprop.md#maxpooling2d``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.kernels import conv_output_size
+from minicnn.kernels.maxpool import maxpool_backward, maxpool_forward
+from minicnn.layers.base import Layer, as_square
+
+__all__ = ["MaxPooling2D", "MaxPool2D"]
+
+
+class MaxPooling2D(Layer):
+    """Max over non-padded ``pool_size`` windows.
+
+    x: (N, H, W, C) -> out: (N, OH, OW, C) with ``OH = (H - pool) // stride + 1``.
+    ``strides`` defaults to ``pool_size``, as in Keras. On ties the first
+    maximum of the window (row-major) receives the whole gradient.
+    """
+
+    default_name = "max_pooling2d"
+    keras_requires = {"data_format": "channels_last", "padding": "valid"}
+
+    def __init__(self, pool_size=2, strides=None, name: str | None = None):
+        super().__init__(name)
+        self.pool_size = as_square(pool_size, "pool_size", "MaxPooling2D")
+        self.strides = self.pool_size if strides is None else as_square(strides, "strides", "MaxPooling2D")
+        if self.pool_size**2 > 256:
+            raise ValueError(f"MaxPooling2D: windows of at most 256 values; got {pool_size!r}")
+
+    def get_config(self) -> dict:
+        return {"pool_size": self.pool_size, "strides": self.strides, **super().get_config()}
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 3:
+            raise ValueError(f"MaxPooling2D: expected inputs of shape (H, W, C); got {input_shape}")
+        h, w, c = input_shape
+        oh = conv_output_size(h, self.pool_size, self.strides)
+        ow = conv_output_size(w, self.pool_size, self.strides)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"MaxPooling2D: pool {self.pool_size} does not fit input {input_shape}")
+        return (oh, ow, c)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self.check_input(x)
+        out, argmax = maxpool_forward(x, self.pool_size, self.strides)
+        if training:
+            self.remember(out.shape, {"argmax": argmax, "x_shape": x.shape})
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.check_grad(dout)
+        c = self.cache
+        return maxpool_backward(dout, c["argmax"], c["x_shape"], self.pool_size, self.strides)
+
+    def to_keras(self, keras_layers):
+        return keras_layers.MaxPooling2D(self.pool_size, strides=self.strides, name=self.name)
+
+    @classmethod
+    def from_keras(cls, config: dict, activation: str | None) -> MaxPooling2D:
+        return cls(config["pool_size"], strides=config["strides"], name=config["name"])
+
+
+MaxPool2D = MaxPooling2D
