@@ -9,8 +9,10 @@ left, right)``. The step pools the convolution *without* its bias, ``xw = im2col
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from numba import njit, prange
+from numba import njit, parallel_chunksize, prange
 
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
@@ -55,6 +57,23 @@ def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarra
 
 # --------------------------------------------------------------------------- convolution + max-pooling
 
+
+def one_image_at_a_time(fn):
+    """Run ``fn``'s parallel loops over images (or chunks of them) with dynamic scheduling.
+
+    By default Numba splits a ``prange`` evenly between the threads up front, so on a
+    shared machine the step waits for whichever thread another process slows down.
+    With a chunk size of 1 each thread takes the next image when it is done with one.
+    """
+
+    @functools.wraps(fn)
+    def dynamic(*args, **kwargs):
+        with parallel_chunksize(1):
+            return fn(*args, **kwargs)
+
+    return dynamic
+
+
 SMALL_WINDOW = 32
 """Windows of at most this many values (KH*KW*C) take the kernels written for small windows."""
 
@@ -98,6 +117,7 @@ def _conv_pool_forward_small_kernel(x, W, stride, top, left, pool, pool_stride,
                                 argmax[n, pi, pj, f] = k
 
 
+@one_image_at_a_time
 def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                             pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
     """``pooled, argmax = maxpool(xw)`` for the bias-free convolution ``xw = im2col(x) @ W``.
@@ -132,6 +152,7 @@ def images_per_block(oh: int, ow: int, window: int, itemsize: int) -> int:
     return max(1, BLOCK_BYTES // (oh * ow * window * itemsize))
 
 
+@one_image_at_a_time
 def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                               pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
     """``maxpool(im2col(x) @ W)`` a block of images at a time, so the im2col matrix stays in cache.
@@ -247,6 +268,7 @@ def _conv_pool_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride
                                         dxp[n, r0 + di, s0 + dj, ch] += total
 
 
+@one_image_at_a_time
 def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
                              stride: int, pads: tuple, pool: int, pool_stride: int,
                              input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,0 +1,32 @@
+"""The fused kernels hand out images to threads dynamically, and their results do not depend on it."""
+
+import numba
+import numpy as np
+
+from minicnn.fused import conv_pool_kernels as fast
+
+
+def test_one_image_at_a_time_sets_chunk_size_1_during_the_call_only():
+    before = numba.get_parallel_chunksize()
+    inside = fast.one_image_at_a_time(numba.get_parallel_chunksize)()
+    assert inside == 1
+    assert numba.get_parallel_chunksize() == before
+
+
+def test_pooled_conv_backward_is_the_same_with_one_or_two_threads():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 7, 7, 4)).astype(np.float32)
+    W = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+    _, argmax = fast.conv_pool_forward_numba(x, W, 1, (1, 1, 1, 1), 2, 2)
+    d = rng.standard_normal(argmax.shape).astype(np.float32)
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            results.append(fast.conv_pool_backward_numba(d, argmax, x, W, 1, (1, 1, 1, 1), 2, 2))
+    finally:
+        numba.set_num_threads(threads)
+    for dW, dx in results[1:]:
+        np.testing.assert_array_equal(dW, results[0][0])  # fixed chunks: the same sums in the same order
+        np.testing.assert_array_equal(dx, results[0][1])
