@@ -13,6 +13,15 @@ def test_one_image_at_a_time_sets_chunk_size_1_during_the_call_only():
     assert numba.get_parallel_chunksize() == before
 
 
+def test_nested_dynamic_calls_restore_the_chunk_size():
+    # conv_pool_forward_numba calls conv_pool_forward_blocked, both dynamic: a chunk size of 1
+    # left behind would make every later parallel loop (elementwise kernels) hand out one element at a time.
+    rng = np.random.default_rng(0)
+    before = numba.get_parallel_chunksize()
+    fast.conv_pool_forward_numba(rng.random((2, 6, 6, 8)), rng.random((3, 3, 8, 4)), 1, (1, 1, 1, 1), 2, 2)
+    assert numba.get_parallel_chunksize() == before
+
+
 def test_pooled_conv_backward_is_the_same_with_one_or_two_threads():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((6, 7, 7, 4)).astype(np.float32)

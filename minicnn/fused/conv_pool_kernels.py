@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit, parallel_chunksize, prange
+from numba import njit, prange, set_parallel_chunksize
 
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
@@ -64,12 +64,17 @@ def one_image_at_a_time(fn):
     By default Numba splits a ``prange`` evenly between the threads up front, so on a
     shared machine the step waits for whichever thread another process slows down.
     With a chunk size of 1 each thread takes the next image when it is done with one.
+    (Set and restored by hand: ``numba.parallel_chunksize`` is one shared object that
+    does not restore the outer value when nested.)
     """
 
     @functools.wraps(fn)
     def dynamic(*args, **kwargs):
-        with parallel_chunksize(1):
+        previous = set_parallel_chunksize(1)
+        try:
             return fn(*args, **kwargs)
+        finally:
+            set_parallel_chunksize(previous)
 
     return dynamic
 
