@@ -231,7 +231,8 @@ def parallel_efficiency(by_threads: dict[int, dict[str, dict]]) -> dict[str, dic
 
 def markdown(results: dict) -> str:
     m, c = results["machine"], results["config"]
-    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernels)" for b in m["blas"])
+    blas = ", ".join(f"{b['library']}: {b['internal_api']} {b['version']} ({b['architecture']} kernels)"
+                     for b in m["blas"])
     lim = m["limits"]
     lines = [f"Measured {results['date']} on {machine_module().describe_cpu(m['cpu'])}, {m['cores']} cores; "
              f"batch {c['batch_size']}, medians of {c['repeats']} repetitions, "
