@@ -19,12 +19,15 @@ from threadpoolctl import ThreadpoolController
 from minicnn.kernels import conv_output_size
 
 # --------------------------------------------------------------------------- bias, ReLU and dropout
+# One thread on purpose: these passes move a few MB and one core already reaches the memory
+# bandwidth, while a parallel loop ends at a barrier that waits for a thread another process
+# may be holding up. (They also compile in a fraction of a parallel kernel's time.)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - compiled
     rows, f = pooled.shape
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(f):
             v = pooled[r, c] + b[c]
             v = v if v > 0 else 0.0
@@ -42,9 +45,9 @@ def bias_relu_dropout_numba(pooled: np.ndarray, b: np.ndarray,
     return out, a
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
-    for i in prange(dout.shape[0]):
+    for i in range(dout.shape[0]):
         d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
 
 
