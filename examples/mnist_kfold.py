@@ -7,231 +7,205 @@
    held-out fold every epoch.
 2. Held-out test: a final model trains on the 60,000 training images and is
    scored once on the 10,000 test images it never saw. The confusion matrix,
-   the classification report and the misclassified digits describe that test.
+   the classification report and the misclassified images describe that test.
 
 Writes to ``--out`` (default ``runs/<UTC time>/``): ``fold_<k>.json`` as each
-fold ends, ``learning_curves.png``, ``confusion_matrix.png``,
-``classification_report.txt``, ``misclassified.png``, ``final_model.npz`` and
-``results.json`` (the schema of ``minicnn.experiments.results``, shared with the Keras
-baseline). ``--quick`` runs every step on less data in about a minute;
-``--dataset digits`` uses scikit-learn's bundled 8x8 digits (no download).
+fold ends, ``test.json``, ``final_model.npz``, ``confusion_matrix.png``,
+``classification_report.txt``, ``misclassified.png``, then ``learning_curves.png``
+and ``results.json`` (the schema of ``minicnn.experiments.results``, shared with
+the Keras baseline). Each model is checkpointed after every epoch, so
+``--resume DIR`` continues an interrupted run where it stopped.
 
-    python examples/mnist_kfold.py            # the full protocol
-    python examples/mnist_kfold.py --quick    # every step, about a minute
+    python examples/mnist_kfold.py                  # the full protocol
+    python examples/mnist_kfold.py --quick          # every step on less data, about a minute
+    python examples/mnist_kfold.py --jobs 2         # two folds at once
+    python examples/mnist_kfold.py --scheduler tcp://HOST:8786   # the folds on a Dask cluster
+    python examples/mnist_kfold.py --fold 3 --out part3          # one part only (or --fold final) ...
+    python examples/mnist_kfold.py --merge DIR      # ... then results.json from the parts in DIR
+    python examples/mnist_kfold.py --resume DIR     # go on with an interrupted run (same flags)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import minicnn  # before NumPy: it sets thread settings that NumPy reads as it loads
 
 # isort: split
-import numpy as np
-
-from minicnn import datasets
-from minicnn.experiments import evaluation
-from minicnn.files import atomic_write
+from minicnn.experiments import cli, evaluation, protocol, rundir
+from minicnn.experiments.checkpoints import remove_checkpoints
+from minicnn.experiments.crossval import cross_validate, fit_and_test
+from minicnn.experiments.data import DATASETS, Data
 from minicnn.experiments.published_model import mnist_cnn
-from minicnn.experiments.results import build_results, write_results
-from minicnn.experiments.crossval import CrossValidationResult, HoldoutResult, cross_validate, fit_and_test
-
-FULL = {"folds": 5, "epochs": 10, "limit": None}
-QUICK = {"folds": 2, "epochs": 4, "limit": 14000}
-"""Settings of the full protocol and of ``--quick``; a flag given explicitly overrides either."""
-
-TITLES = {"mnist": "MNIST", "digits": "scikit-learn's 8x8 digits"}
-DIGITS_TEST_FRACTION = 0.2
-LEARNING_RATE = 0.001
-FOLD_SEEDS, FINAL_SEED = 0, 1
-"""Tags that keep the folds' seeds and the final model's seed apart (see :func:`derived_seed`)."""
+from minicnn.experiments.results import build_results, read_parts, write_results
+from minicnn.files import atomic_write
+from minicnn import viz
 
 
-@dataclass
-class Data:
-    """The arrays of one run: x float32 NHWC in [0, 1], y integer labels (N,)."""
-
-    name: str
-    x_cv: np.ndarray
-    y_cv: np.ndarray
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--folds", type=int, help=f"number of KFold splits ({FULL['folds']}; "
-                        f"{QUICK['folds']} with --quick)")
-    parser.add_argument("--epochs", type=int, help=f"epochs per model ({FULL['epochs']}; "
-                        f"{QUICK['epochs']} with --quick)")
-    parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (0)")
-    parser.add_argument("--limit", type=int, metavar="N",
-                        help="cross-validate on the first N images only, and train the final model on the "
-                        "first N*6//7 training images, testing on the first N//7 test images "
-                        f"(all; {QUICK['limit']} with --quick)")
-    parser.add_argument("--quick", action="store_true", help="every step on less data, in about a "
-                        "minute on 2 cores: " + ", ".join(f"{k} {v}" for k, v in QUICK.items()))
-    parser.add_argument("--dataset", choices=("mnist", "digits"), default="mnist",
-                        help="mnist (default), or digits: scikit-learn's 8x8 digits, "
-                        "the last 20%% as test set")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="where the MNIST files are (see minicnn.datasets.load_mnist)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output directory, new or empty (runs/<UTC time>/)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="0 no training output, 1 (default) progress bars and a line per epoch, "
-                        "2 the line only")
+def parse_args(argv: Sequence[str] | None):
+    parser = cli.protocol_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="folds trained at once (1)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="train the folds on the Dask cluster whose "
+                        "scheduler is at ADDRESS, e.g. tcp://10.0.0.1:8786 (pip install minicnn[cluster])")
+    parser.add_argument("--fold", type=_fold, metavar="K", help="run fold K only (1..folds), or 'final' for "
+                        "the final model and its test; --merge the parts afterwards")
+    parser.add_argument("--resume", type=Path, metavar="DIR", help="go on with the interrupted run in DIR; "
+                        "give the flags it was started with")
+    parser.add_argument("--merge", type=Path, metavar="DIR", help="write results.json and the learning "
+                        "curves from the parts (fold files, test.json) gathered in DIR, and nothing else")
     args = parser.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.folds < 2:
-        parser.error(f"--folds must be at least 2; got {args.folds}")
-    if args.epochs < 1 or args.batch_size < 1:
-        parser.error(f"--epochs and --batch-size must be at least 1; got {args.epochs} and {args.batch_size}")
-    if args.limit is not None and args.limit < max(7, args.folds):
-        parser.error(f"--limit must be at least 7 (for a test image) and at least --folds; got {args.limit}")
-    if args.out is None:
-        args.out = Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        parser.error(f"--out {args.out} already exists and is not an empty directory; "
-                     "choose a new one so an earlier run's results are not overwritten")
+    if args.merge and args.resume:
+        parser.error("--merge and --resume are separate steps; give one")
+    for flag, folder in (("--resume", args.resume), ("--merge", args.merge)):
+        if folder is not None and not folder.is_dir():
+            parser.error(f"{flag} {folder}: no such directory")
+    if args.resume:
+        if args.out is not None:
+            parser.error("--resume DIR writes to DIR: leave out --out")
+        args.out = args.resume
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1; got {args.jobs}")
+    if args.scheduler and importlib.util.find_spec("distributed") is None:
+        parser.error('--scheduler needs Dask: pip install "minicnn[cluster]"')
+    args = cli.check_args(parser, args, out_must_be_new=not (args.resume or args.merge))
+    if isinstance(args.fold, int) and args.fold > args.folds:
+        parser.error(f"--fold {args.fold} is not one of the {args.folds} folds")
     return args
 
 
-def load_data(args: argparse.Namespace) -> Data:
-    """The cross-validation, training and test arrays, cut down by ``args.limit``.
+def _fold(text: str) -> int | str:
+    if text == "final" or (text.isdigit() and int(text) >= 1):
+        return text if text == "final" else int(text)
+    raise argparse.ArgumentTypeError(f"expected a fold number from 1 or 'final'; got {text!r}")
 
-    Cross-validation runs over the training images followed by the test images
-    (``datasets.load_mnist_all``'s order); for digits the test set is the last 20%.
-    """
-    if args.dataset == "mnist":
-        (x_train, y_train), (x_test, y_test) = datasets.load_mnist(args.data_dir)
-        x_train, x_test = datasets.prepare_images(x_train), datasets.prepare_images(x_test)
+
+def main(argv: Sequence[str] | None = None) -> dict | None:
+    """Run the experiment with command-line ``argv``; returns what it writes to results.json, if it does."""
+    args = parse_args(argv)
+    try:
+        if args.merge:
+            with rundir.RunLock(args.merge):
+                return merge(args.merge)
+        data = cli.load_run_data(args)  # before anything is written: bad data leaves no folder behind
+        record = rundir.run_record(cli.config(args, data), data.sha256())
+        with ExitStack() as stack:
+            args.backend = connect(args.scheduler, stack)
+            stack.enter_context(rundir.RunLock(args.out))
+            return run(args, data, record)
+    except (rundir.RunDirError, rundir.NonFiniteScoreError, FloatingPointError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def run(args, data: Data, record: dict) -> dict | None:
+    """The folds, then the final model, then results.json; or the one part ``--fold`` names."""
+    started = time.perf_counter()
+    if args.resume:
+        rundir.check_parts(args.out, record)
     else:
-        x, y = datasets.load_digits()
-        cut = len(x) - round(DIGITS_TEST_FRACTION * len(x))
-        x_train, y_train, x_test, y_test = x[:cut], y[:cut], x[cut:], y[cut:]
-    x_cv, y_cv = np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test])
-    if args.limit is not None and args.limit > len(x_cv):
-        raise SystemExit(f"error: --limit {args.limit:,} is more than the {len(x_cv):,} images "
-                         f"of {args.dataset}")
-    if args.limit is not None:
-        n_train, n_test = args.limit * 6 // 7, args.limit // 7
-        x_cv, y_cv = x_cv[:args.limit], y_cv[:args.limit]
-        x_train, y_train = x_train[:n_train], y_train[:n_train]
-        x_test, y_test = x_test[:n_test], y_test[:n_test]
-    return Data(args.dataset, x_cv, y_cv.astype(np.int64), x_train, y_train.astype(np.int64),
-                x_test, y_test.astype(np.int64), num_classes=10)
+        rundir.check_empty(args.out)
+    cli.print_header(args, data, mnist_cnn(data.x_cv.shape[1:], data.num_classes).count_params())
+    if args.fold != "final":
+        train_folds(args, data, record)
+    if args.fold in (None, "final"):
+        train_final_model(args, data, record)
+    if args.fold is not None:
+        print(f"\nPart {args.fold} is in {args.out}. With every part in one folder: "
+              f"python {Path(__file__).name} --merge DIR")
+        return None
+    return merge(args.out, total_seconds=time.perf_counter() - started)
 
 
-def derived_seed(seed: int, *tags: int) -> int:
-    """A seed for one part of the run, e.g. ``derived_seed(0, FOLD_SEEDS, 2)`` for the third fold."""
-    return int(np.random.SeedSequence([seed, *tags]).generate_state(1)[0])
+def connect(scheduler: str | None, stack: ExitStack) -> str | None:
+    """The folds' joblib backend: "dask" with a client of ``scheduler`` open on ``stack``, else None."""
+    if scheduler is None:
+        return None
+    from distributed import Client
+
+    try:
+        stack.enter_context(Client(scheduler))
+    except OSError as exc:
+        raise SystemExit(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    return "dask"
 
 
-def build_model(input_shape: tuple[int, int, int], num_classes: int, seed: int) -> minicnn.Sequential:
-    """A fresh published CNN, compiled as in the experiment, and every random draw seeded by ``seed``.
-
-    Resetting the global generator seeds ``fit``'s shuffling too, the way
-    ``keras.utils.set_random_seed`` would, so each model is repeatable on its own.
-    """
-    minicnn.set_random_seed(seed)
-    model = mnist_cnn(input_shape, num_classes, seed=seed)
-    model.compile(optimizer=minicnn.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+def train_folds(args, data: Data, record: dict) -> None:
+    """Cross-validation: every fold (or ``--fold K``), in parallel with ``--jobs`` or ``--scheduler``."""
+    n_jobs = -1 if args.backend == "dask" and args.jobs == 1 else args.jobs  # -1: every Dask thread
+    cross_validate(partial(protocol.fold_model, data.x_cv.shape[1:], data.num_classes, args.seed),
+                   data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes),
+                   n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size, out_dir=args.out,
+                   verbose=args.verbose, fit_kwargs=partial(protocol.fold_fit_kwargs, args.seed),
+                   folds=None if args.fold is None else [args.fold], n_jobs=n_jobs, backend=args.backend,
+                   record=record, resume=True, checkpoints=args.backend is None)  # Dask: workers' disks
 
 
-def print_header(args: argparse.Namespace, data: Data, model: minicnn.Sequential) -> None:
-    if args.quick:
-        print("QUICK RUN: every step on less data, for a quick look; not the published protocol.")
-    print(f"Dataset: {TITLES[data.name]}, images {data.x_cv.shape[1:]}, {data.num_classes} classes")
-    which = f"the first {len(data.x_cv):,}" if args.limit else f"all {len(data.x_cv):,}"
-    print(f"Cross-validation: unshuffled {args.folds}-fold KFold over {which} images "
-          "(training images, then test images)")
-    print(f"Held-out test: a final model trained on {len(data.x_train):,} training images, "
-          f"scored once on {len(data.x_test):,} test images it never saw")
-    print(f"Model: published CNN, {model.count_params():,} parameters, Adam(learning_rate={LEARNING_RATE}); "
-          f"{args.epochs} epochs, batch size {args.batch_size}, seed {args.seed}")
-    print(f"Output: {args.out}/\n")
+def train_final_model(args, data: Data, record: dict) -> None:
+    """The final model: train on the training set, test once; writes test.json last, after its outputs."""
+    if (args.out / "test.json").exists():
+        rundir.read_part(args.out / "test.json", record)
+        print("The final model and its test are done already.")
+        return
+    print(f"\nFinal model: training on {len(data.x_train):,} images, then testing on {len(data.x_test):,}")
+    seed = protocol.final_seed(args.seed)
+    model, test = fit_and_test(
+        protocol.build_model(data.x_cv.shape[1:], data.num_classes, seed),
+        data.x_train, minicnn.to_categorical(data.y_train, data.num_classes),
+        data.x_test, minicnn.to_categorical(data.y_test, data.num_classes),
+        epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose,
+        fit_kwargs={"seed": protocol.shuffle_seed(seed)}, checkpoint_dir=args.out / "checkpoints" / "final",
+        record=record)
+    model.save(args.out / "final_model.npz")
+    print("\n" + write_test_outputs(model, data, args.out, args.batch_size))
+    rundir.write_part(args.out / "test.json", test.to_dict(), record)
+    remove_checkpoints(args.out / "checkpoints" / "final")
 
 
-def write_test_outputs(model: minicnn.Sequential, data: Data, args: argparse.Namespace) -> str:
-    """Write the test set's confusion matrix, classification report and misclassified digits.
+def write_test_outputs(model: minicnn.Sequential, data: Data, out: Path, batch_size: int) -> str:
+    """Write the test set's confusion matrix, classification report, misclassified images and
+    most-confused pairs, and what the final model learned: its first-layer filters, one test
+    image's feature maps through every layer, and saliency maps of the first test images.
 
     Returns the report's text, which is also written to classification_report.txt.
     """
-    probabilities = model.predict(data.x_test, batch_size=args.batch_size)
-    about = f"final model on the {len(data.x_test):,} held-out test images of {TITLES[data.name]}"
+    probabilities = model.predict(data.x_test, batch_size=batch_size)
+    about = f"final model on the {len(data.x_test):,} held-out test images of {data.title}"
     cm = evaluation.confusion_matrix(data.y_test, probabilities, data.num_classes)
-    evaluation.plot_confusion_matrix(cm, args.out / "confusion_matrix.png",
-                                     title=f"Confusion matrix: {about}")
-    evaluation.plot_misclassified(data.x_test, data.y_test, probabilities, args.out / "misclassified.png",
+    evaluation.plot_confusion_matrix(cm, out / "confusion_matrix.png", title=f"Confusion matrix: {about}")
+    evaluation.plot_misclassified(data.x_test, data.y_test, probabilities, out / "misclassified.png",
                                   title="Misclassified held-out test images (final model)")
+    viz.plot_confused_pairs(data.x_test, data.y_test, probabilities, out / "confused_pairs.png")
+    viz.plot_filters(model, out / "filters.png")
+    viz.plot_feature_maps(model, data.x_test[:1], out / "feature_maps.png")
+    viz.plot_saliency(model, data.x_test[:8], data.y_test[:8], out / "saliency.png")
     report = (f"Classification report: {about} (trained on {len(data.x_train):,} images)\n\n"
               + evaluation.classification_report(data.y_test, probabilities,
                                                  [str(c) for c in range(data.num_classes)]))
-    atomic_write(args.out / "classification_report.txt", lambda f: f.write(report.encode()))
+    atomic_write(out / "classification_report.txt", lambda f: f.write(report.encode()))
     return report
 
 
-def print_summary(cv: CrossValidationResult, test: HoldoutResult, total_seconds: float, out: Path) -> None:
-    print(f"\n{'Fold':>4} {'Train':>7} {'Val':>7} {'Loss':>8} {'Accuracy':>9} {'Fit s':>8} {'s/epoch':>8}")
-    for f in cv.folds:
-        print(f"{f.fold:>4} {f.train_size:>7,} {f.val_size:>7,} {f.loss:>8.4f} {f.accuracy:>9.3%} "
-              f"{f.fit_seconds:>8.1f} {f.seconds_per_epoch:>8.1f}")
-    print(f"Mean over folds: loss {cv.mean_loss:.4f} (± {cv.std_loss:.4f}), "
-          f"accuracy {cv.mean_accuracy:.3%} (± {cv.std_accuracy:.3%})")
-    print(f"Held-out test ({test.test_size:,} images, final model trained on {test.train_size:,}): "
-          f"loss {test.loss:.4f}, accuracy {test.accuracy:.3%}")
-    print(f"Total wall time: {total_seconds:.1f} s")
-    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    print(f"Written to {out}/: " + ", ".join(written))
+def merge(out: Path, total_seconds: float | None = None) -> dict:
+    """results.json and learning_curves.png from the parts in ``out``; returns the results.
 
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Run the experiment with command-line ``argv``; returns what it writes to results.json."""
-    args = parse_args(argv)
-    started = time.perf_counter()
-    minicnn.set_random_seed(args.seed)
-    data = load_data(args)
-    input_shape = data.x_cv.shape[1:]
-    args.out.mkdir(parents=True, exist_ok=True)
-    print_header(args, data, mnist_cnn(input_shape, data.num_classes))
-
-    def model_fn(fold_index: int) -> minicnn.Sequential:
-        return build_model(input_shape, data.num_classes, derived_seed(args.seed, FOLD_SEEDS, fold_index))
-
-    cv = cross_validate(model_fn, data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes),
-                        n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size,
-                        out_dir=args.out, verbose=args.verbose)
-    title = f"Learning curves: {args.folds}-fold cross-validation on {TITLES[data.name]}"
-    evaluation.plot_learning_curves([f.history for f in cv.folds], args.out / "learning_curves.png", title)
-
-    print(f"\nFinal model: training on {len(data.x_train):,} images, then testing on {len(data.x_test):,}")
-    model = build_model(input_shape, data.num_classes, derived_seed(args.seed, FINAL_SEED))
-    test = fit_and_test(model, data.x_train, minicnn.to_categorical(data.y_train, data.num_classes),
-                        data.x_test, minicnn.to_categorical(data.y_test, data.num_classes),
-                        epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose)
-    model.save(args.out / "final_model.npz")
-    print("\n" + write_test_outputs(model, data, args))
-
-    config = {"folds": args.folds, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "limit": args.limit, "quick": args.quick, "learning_rate": LEARNING_RATE}
-    results = build_results(framework="minicnn", dataset=data.name, versions=_versions(), config=config,
-                            cv=cv, test=test, total_seconds=time.perf_counter() - started)
-    write_results(args.out / "results.json", results)
-    print_summary(cv, test, results["total_seconds"], args.out)
+    ``total_seconds`` is the run's wall time; for parts made elsewhere, the sum of their own.
+    """
+    record, cv, test = read_parts(out)
+    config = record["config"]
+    title = f"Learning curves: {config['folds']}-fold cross-validation on " \
+            f"{DATASETS.get(config['dataset'], config['dataset'])}"
+    evaluation.plot_learning_curves([f.history for f in cv.folds], out / "learning_curves.png", title)
+    if total_seconds is None:
+        total_seconds = sum(f.wall_seconds for f in cv.folds) + test.fit_seconds
+    results = build_results(framework="minicnn", dataset=config["dataset"], versions=_versions(),
+                            config=config, cv=cv, test=test, total_seconds=total_seconds)
+    write_results(out / "results.json", results)
+    cli.print_summary(cv, test, total_seconds, out)
     return results
 
 

@@ -5,22 +5,28 @@ See ``docs/backprop.md`` for the derivation behind every backward pass and
 ``docs/architecture.md`` for the map of the modules.
 """
 
+# ruff: noqa: E402  (the order of the first imports matters: see below)
+
 from minicnn import threads
 
 threads.apply_defaults()  # before NumPy loads OpenBLAS, if it has not yet
 
 # isort: split
-from minicnn import kernels  # noqa: E402
-from minicnn.layers import *  # noqa: E402, F403  (every layer class, see minicnn.layers)
-from minicnn.layers import __all__ as _layer_names  # noqa: E402
-from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical  # noqa: E402
-from minicnn.model import History, Sequential, load_model  # noqa: E402
-from minicnn.optimizers import SGD, Adam  # noqa: E402
-from minicnn.seeding import set_random_seed  # noqa: E402
+from minicnn import _numba_cache  # noqa: F401  (a writable kernel cache, before any kernel compiles)
+
+# isort: split
+from minicnn import callbacks, kernels, metrics, optimizers, schedules
+from minicnn.layers import *  # noqa: F403  (every layer class, see minicnn.layers)
+from minicnn.layers import __all__ as _layer_names
+from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical
+from minicnn.model import History, Sequential, load_model, model_from_json
+from minicnn.optimizers import SGD, Adam, RMSprop
+from minicnn.seeding import set_random_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
-    *_layer_names, "SGD", "Adam", "CategoricalCrossentropy", "History", "Sequential",
-    "SparseCategoricalCrossentropy", "kernels", "load_model", "set_random_seed", "to_categorical",
+    *_layer_names, "SGD", "Adam", "RMSprop", "CategoricalCrossentropy", "History", "Sequential",
+    "SparseCategoricalCrossentropy", "callbacks", "kernels", "load_model", "metrics", "model_from_json",
+    "optimizers", "schedules", "set_random_seed", "to_categorical",
 ]

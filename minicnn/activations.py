@@ -42,10 +42,32 @@ def softmax_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
     return a * (da - (da * a).sum(axis=-1, keepdims=True))
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """``a = 1 / (1 + exp(-z))``, as ``exp(-log(1 + exp(-z)))`` so no ``exp`` overflows for large ``|z|``."""
+    return np.exp(-np.logaddexp(0, -z))
+
+
+def sigmoid_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``dz = da * a * (1 - a)``: the sigmoid's derivative, written with its own output."""
+    return da * a * (1 - a)
+
+
+def tanh(z: np.ndarray) -> np.ndarray:
+    """``a = tanh(z)``."""
+    return np.tanh(z)
+
+
+def tanh_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``dz = da * (1 - a**2)``: the derivative of tanh, written with its own output."""
+    return da * (1 - a * a)
+
+
 ACTIVATIONS = {
     None: (linear, linear_backward),
     "linear": (linear, linear_backward),
     "relu": (relu, relu_backward),
+    "sigmoid": (sigmoid, sigmoid_backward),
+    "tanh": (tanh, tanh_backward),
     "softmax": (softmax, softmax_backward),
 }
 

@@ -32,16 +32,22 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax_cross_entropy(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(z: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+                          ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(z) against one-hot ``y``, and its gradient ``dz``.
 
     z, y: arrays of shape (N, K). Returns ``(loss, dz)`` with ``dz`` of shape (N, K).
+    ``sample_weight`` (N,) scales each sample's loss; the mean still divides by N, as
+    Keras' default reduction does: ``L = (1/N) sum_n w_n l_n``, ``dz = w_n (p - y) / N``.
     """
     n = z.shape[0]
     log_p = log_softmax(z)
     loss = -float((y * log_p).sum()) / n
     dz = (np.exp(log_p) - y) / z.dtype.type(n)
-    return loss, dz
+    if sample_weight is None:
+        return loss, dz
+    w = sample_weight.astype(z.dtype, copy=False)
+    return -float(((y * log_p).sum(axis=1) * w).sum()) / n, dz * w[:, None]
 
 
 class Loss:
@@ -64,9 +70,11 @@ class Loss:
         """The labels ``y`` as one-hot rows (N, K) of ``dtype``; ValueError if they do not fit this loss."""
         raise NotImplementedError
 
-    def loss_and_gradient(self, z: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        """Mean loss and dL/dz for the logits ``z`` (N, K) and one-hot ``targets`` (N, K)."""
-        return softmax_cross_entropy(z, targets)
+    def loss_and_gradient(self, z: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray | None = None
+                          ) -> tuple[float, np.ndarray]:
+        """Mean loss and dL/dz for the logits ``z`` (N, K), one-hot ``targets`` (N, K) and
+        optional per-sample weights (N,)."""
+        return softmax_cross_entropy(z, targets, sample_weight)
 
     def __call__(self, y_true, y_pred) -> float:
         """The mean loss of predictions ``y_pred`` (N, K): logits if ``from_logits``, else probabilities."""

@@ -15,31 +15,24 @@ pins it; with ``kernels=None`` (the default) the model follows the active path
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from minicnn import fused, kernels, losses, optimizers, saving
+from minicnn import metrics as metrics_module
+from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
 from minicnn.layers import Input, Layer
 from minicnn.layers.base import channels_first_hint
 from minicnn.seeding import make_rng
 
+__all__ = ["History", "Sequential"]
 
-class History:
-    """What ``fit`` returns: ``history.history["loss"]`` etc., one value per epoch, like Keras."""
-
-    def __init__(self, epochs: int, batch_size: int):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.params = {"epochs": epochs, "batch_size": batch_size}
-
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
+Batch = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 class Sequential:
     """A linear stack of layers, e.g. ``Sequential([Input((28, 28, 1)), Conv2D(32, 3), ...])``.
@@ -55,15 +48,17 @@ class Sequential:
         self.input_shape: tuple | None = None
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
-        self.metrics: list[str] = []
+        self.metrics: list[metrics_module.Metric] = []
         self.kernels: str | None = None
+        self.stop_training = False
+        """Set to True (by a callback) to end ``fit`` after the current batch."""
         for layer in layers or []:
             self.add(layer)
 
     # ------------------------------------------------------------------ structure
 
     def add(self, layer: Layer) -> None:
-        """Append a layer (an ``Input`` only as the first one)."""
+        """Append a layer (an ``Input``, or a layer given ``input_shape=``, only as the first one)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add: expected a minicnn layer; got {type(layer).__name__}")
         if isinstance(layer, Input):
@@ -79,6 +74,12 @@ class Sequential:
         elif layer.name in taken:
             raise ValueError(f"Sequential.add: the model has a layer named {layer.name!r} already; "
                              "layer names must be unique (they key the saved weights)")
+        if layer.declared_input_shape is not None:
+            if self.layers or self.input_shape is not None:
+                raise ValueError(f"Sequential.add: {layer.label()} was given input_shape="
+                                 f"{layer.declared_input_shape}, but only the first layer can declare the "
+                                 "model's input shape")
+            self.input_shape = layer.declared_input_shape
         self.layers.append(layer)
         if self.input_shape is not None:
             self._build_layers()
@@ -107,10 +108,17 @@ class Sequential:
         return self.layers[-1].output_shape if self.layers else self.input_shape
 
     def count_params(self) -> int:
+        """Every layer's parameters and state (moving statistics), as Keras' ``count_params``."""
         return sum(layer.count_params() for layer in self.layers)
 
-    def get_layer(self, name: str) -> Layer:
-        """The layer called ``name``; ValueError listing the names if there is none."""
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """The layer called ``name``, or at position ``index``, as Keras' ``get_layer``."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: pass either name or index")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index} is out of range for {len(self.layers)} layers")
+            return self.layers[index]
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -118,21 +126,19 @@ class Sequential:
                          f"{[layer.name for layer in self.layers]}")
 
     def get_weights(self) -> list[np.ndarray]:
-        """All parameters, layer by layer (kernel then bias), in Keras' order."""
-        return [p.copy() for layer in self.layers for p in layer.params.values()]
+        """Copies of every layer's weights, layer by layer, in Keras' order: its parameters
+        (kernel then bias; gamma then beta), then its state (moving mean then moving variance)."""
+        return [w.copy() for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        """Set all parameters from a list in the order of :meth:`get_weights` (Keras' order)."""
-        slots = [(layer, key) for layer in self.layers for key in layer.params]
-        if len(weights) != len(slots):
-            raise ValueError(f"set_weights: the model has {len(slots)} weight arrays; got {len(weights)}")
-        for (layer, key), value in zip(slots, weights, strict=True):
-            value = np.asarray(value)
-            expected = layer.params[key]
-            if value.shape != expected.shape:
-                raise ValueError(f"set_weights: {layer.name}/{key} has shape {expected.shape}; "
-                                 f"got {value.shape}")
-            layer.params[key] = value.astype(expected.dtype)
+        """Set every layer's weights from a list in the order of :meth:`get_weights` (Keras' order)."""
+        counts = [len(layer.weights) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise ValueError(f"set_weights: the model has {sum(counts)} weight arrays; got {len(weights)}")
+        start = 0
+        for layer, count in zip(self.layers, counts, strict=True):
+            layer.set_weights(weights[start:start + count])
+            start += count
 
     def astype(self, dtype) -> Sequential:
         """Convert every layer's parameters to ``dtype`` in place (float64 for gradient checks)."""
@@ -148,9 +154,9 @@ class Sequential:
         """Print the layer table Keras prints: name (type), output shape, parameter count."""
         self._require_built("summary")
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
-                 f"{layer.count_params() + sum(a.size for a in layer.state.values()):,}")
+                 f"{layer.count_params():,}")
                 for layer in self.layers]
-        widths = (33, 26, 13)
+        widths = (max(33, *(len(name) for name, _, _ in rows)), 26, 13)
 
         def line(left: str, mid: str, right: str, fill: str) -> str:
             return left + mid.join(fill * (w + 2) for w in widths) + right
@@ -213,7 +219,8 @@ class Sequential:
             x = step.forward(x, training)
         return last.forward_linear(x, training) if self.ends_in_softmax else last.forward(x, training)
 
-    def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray, input_gradient: bool = True
+    def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray, input_gradient: bool = True,
+                                   sample_weight: np.ndarray | None = None
                                    ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One forward and backward pass in training mode; fills every layer's ``grads``.
 
@@ -222,13 +229,14 @@ class Sequential:
         ``dz = (p - y) / N`` enters that layer's linear part directly. Returns
         ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
         of the loss with respect to ``x`` (None if ``input_gradient=False``,
-        which lets training skip work nobody uses).
+        which lets training skip work nobody uses). ``sample_weight`` (N,) scales
+        each sample's loss (see :func:`minicnn.losses.softmax_cross_entropy`).
         """
         loss_fn = self.loss or losses.CategoricalCrossentropy(from_logits=not self.ends_in_softmax)
         with self.path():
             steps = self.steps(input_gradient)
             z = self._logits(steps, x, training=True)
-            loss, dz = loss_fn.loss_and_gradient(z, y)
+            loss, dz = loss_fn.loss_and_gradient(z, y, sample_weight)
             *body, last = steps
             dout = last.backward_linear(dz) if self.ends_in_softmax else last.backward(dz)
             for step in reversed(body):
@@ -249,16 +257,17 @@ class Sequential:
     # ------------------------------------------------------------------ Keras verbs
 
     def compile(self, optimizer="adam", loss: str | losses.Loss | None = None,
-                metrics: list[str] | None = None, kernels: str | None = None) -> None:
+                metrics: list | None = None, kernels: str | None = None) -> None:
         """Choose the optimizer (name or instance), the loss (name or instance), the metrics
-        (``["accuracy"]``) and, optionally, the path every computation takes (``"fast"`` or
-        ``"reference"``; None follows the active path, see :mod:`minicnn.kernels`)."""
+        (names such as ``"accuracy"`` or :mod:`minicnn.metrics` instances) and, optionally, the
+        path every computation takes (``"fast"`` or ``"reference"``; None follows the active
+        path, see :mod:`minicnn.kernels`)."""
         from minicnn import kernels as kernel_paths
 
-        metrics = list(metrics or [])
-        unknown = [m for m in metrics if m not in ("accuracy", "acc")]
-        if unknown:
-            raise ValueError(f"compile: the only metric is 'accuracy'; got {unknown}")
+        chosen = [metrics_module.get(m) for m in (metrics or [])]
+        names = [m.name for m in chosen]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"compile: metric names must be unique and not 'loss'; got {names}")
         if kernels is not None:
             kernel_paths.check_path(kernels, "compile: kernels")
         loss = losses.get(loss) if loss is not None else None
@@ -266,8 +275,13 @@ class Sequential:
             self._check_loss_fits_output(loss)
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
-        self.metrics = ["accuracy" for _ in metrics]
+        self.metrics = chosen
         self.kernels = kernels
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of :meth:`evaluate`'s list (Keras 2's meaning)."""
+        return ["loss", *(m.name for m in self.metrics)]
 
     def _check_loss_fits_output(self, loss: losses.Loss) -> None:
         last = repr(self.layers[-1]) if self.layers else "no layers"
@@ -279,112 +293,240 @@ class Sequential:
             raise ValueError(f"compile: {loss!r} expects logits, but the last layer ends in a softmax "
                              f"({last}); drop the softmax or use from_logits=False.")
 
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """One optimizer step on one batch; returns ``(loss, accuracy)`` on it."""
+    def train_on_batch(self, x: np.ndarray, y: np.ndarray, sample_weight=None, class_weight=None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One optimizer step on one batch; the loss and metrics on it, as :meth:`evaluate` returns them."""
         self._require_compiled("train_on_batch")
         x, y = self._check_data(x, y, "train_on_batch")
-        return self._train_step(x, y)
+        weights = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
+        loss, z = self._train_step(x, y, weights)
+        logs = {"loss": loss, **{m.name: float(m.score(z, y).mean()) for m in self.metrics}}
+        return self._scores(logs, return_dict)
 
-    def _train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        loss, z, _ = self.compute_loss_and_gradients(x, y, input_gradient=False)
+    def _train_step(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                    skip_non_finite: bool = False) -> tuple[float, np.ndarray]:
+        """One step: ``(loss, scores)``. A non-finite loss raises FloatingPointError before any
+        update, or with ``skip_non_finite`` leaves the weights alone and returns it."""
+        loss, z, _ = self.compute_loss_and_gradients(x, y, input_gradient=False, sample_weight=sample_weight)
         if not np.isfinite(loss):
+            if skip_non_finite:
+                return loss, z
             raise FloatingPointError(f"the loss is {loss}")
         with self.path():
             self.optimizer.apply_gradients(self.parameters_and_gradients())
-        return loss, _accuracy(z, y)
+        return loss, z
 
-    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32, epochs: int = 1,
-            verbose: int = 1, validation_data: tuple | None = None,
-            validation_split: float = 0.0, shuffle: bool = True, initial_epoch: int = 0,
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int = 1,
+            callbacks: list[Callback] | None = None, validation_split: float = 0.0,
+            validation_data: tuple | None = None, shuffle: bool = True, class_weight: dict | None = None,
+            sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
             seed: int | None = None) -> History:
         """Train from epoch ``initial_epoch`` up to ``epochs`` (an index, as in Keras) in mini-batches.
 
         x: (N, *input_shape) float; y: labels as the loss expects them (one-hot (N, K) for
-        categorical_crossentropy, integers (N,) for sparse_categorical_crossentropy).
-        The samples are reshuffled at the start of every epoch (a permutation, not
-        sampling with replacement): epoch ``e`` uses the ``e``-th permutation drawn from
-        ``default_rng(seed)``, so a run resumed with ``initial_epoch`` sees the same
+        categorical_crossentropy, integers (N,) or (N, 1) for sparse_categorical_crossentropy).
+        ``batch_size`` defaults to 32. The samples are reshuffled at the start of every epoch (a
+        permutation, not sampling with replacement): epoch ``e`` uses the ``e``-th permutation
+        drawn from ``default_rng(seed)``, so a run resumed with ``initial_epoch`` sees the same
         batches as one that never stopped. ``validation_split`` holds out the *last*
         fraction of the data before shuffling, as Keras does. ``verbose``: 0 silent,
         1 a progress bar and a summary line per epoch, 2 the summary line only.
-        Training stops with a FloatingPointError at the first loss that is not finite.
+
+        ``x`` may instead be a Python iterator or generator of batches ``(x, y)`` or
+        ``(x, y, sample_weight)`` (``y`` None): each epoch then takes ``steps_per_epoch``
+        batches from it (all it has, if None); when it runs out, training stops with a warning.
+        With arrays, ``steps_per_epoch`` limits every epoch to its first that many batches.
+
+        ``sample_weight`` (N,) scales each sample's loss (the mean still divides by the number
+        of samples, as Keras); ``class_weight`` ({class: weight}, 1 for classes not listed) does
+        it by label; not both. ``callbacks``: see :mod:`minicnn.callbacks`; any of them may end
+        training by setting ``model.stop_training``.
+
+        Training stops with a FloatingPointError at the first loss that is not finite, unless
+        a :class:`~minicnn.callbacks.TerminateOnNaN` is among the callbacks (see there).
         """
         self._require_compiled("fit")
-        x, y = self._check_data(x, y, "fit")
+        batch_size = 32 if batch_size is None else batch_size
         _check_int(batch_size, "fit: batch_size", minimum=1)
         _check_int(epochs, "fit: epochs", minimum=1)
         _check_int(initial_epoch, "fit: initial_epoch", minimum=0)
+        if steps_per_epoch is not None:
+            _check_int(steps_per_epoch, "fit: steps_per_epoch", minimum=1)
         if initial_epoch >= epochs:
             raise ValueError(f"fit: initial_epoch ({initial_epoch}) must be less than epochs ({epochs}), "
                              "the index of the epoch to stop before")
         if validation_data is not None and validation_split:
             raise ValueError("fit: pass validation_data or validation_split, not both")
-        if validation_split:
-            x, y, validation_data = _split_off_validation(x, y, validation_split)
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: pass class_weight or sample_weight, not both (as in Keras)")
+        if _is_batch_source(x):
+            if y is not None or sample_weight is not None or validation_split:
+                raise ValueError("fit: when x is an iterator of batches it yields the labels (and sample "
+                                 "weights) too; pass y=None, no sample_weight and no validation_split")
+            epoch_batches = self._generator_epochs(x, steps_per_epoch, class_weight)
+            steps = steps_per_epoch
+        elif y is None:
+            raise ValueError("fit: y is missing; pass labels with array inputs (or an iterator of (x, y) "
+                             "batches as x)")
         if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
             validation_data = self._check_data(*validation_data, "fit: validation_data")
-        rng = make_rng(seed)
-        history = History(epochs, batch_size)
+        if not _is_batch_source(x):
+            epoch_batches, steps, split_off = self._array_epochs(
+                x, y, batch_size, shuffle, class_weight, sample_weight, validation_split, steps_per_epoch,
+                seed)
+            validation_data = split_off or validation_data
+        return self._fit_loop(epoch_batches, steps, epochs, initial_epoch, verbose, callbacks,
+                              validation_data, batch_size)
+
+    def _fit_loop(self, epoch_batches, steps, epochs, initial_epoch, verbose, callbacks, validation_data,
+                  batch_size) -> History:
+        history = History()
+        callbacks = list(callbacks or [])
+        skip_non_finite = any(isinstance(c, TerminateOnNaN) for c in callbacks)
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        run = CallbackList([*callbacks, history], self, params)
+        self.stop_training = False
+        run.call("on_train_begin", {})
+        logs: dict[str, float] = {}
         for epoch in range(epochs):
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            batches = epoch_batches(epoch)
             if epoch < initial_epoch:
                 continue  # drawn all the same, so that epoch ``e`` always gets the same order
             start = time.perf_counter()
-            logs = self._train_epoch(x, y, order, batch_size, epoch, epochs, verbose)
+            run.call("on_epoch_begin", epoch, {})
+            logs = self._train_epoch(batches, steps, epoch, epochs, verbose, run, skip_non_finite)
+            if not logs:  # an iterator that had no batch left
+                break
             if validation_data is not None:
-                val = self._evaluate_arrays(*validation_data, batch_size)
-                logs.update(val_loss=val[0], val_accuracy=val[1])
-            history.append(epoch, logs)
+                val = self._evaluate_arrays(*validation_data, None, batch_size)
+                logs.update({f"val_{key}": value for key, value in val.items()})
+            run.call("on_epoch_end", epoch, logs)
             if verbose:
                 _print_epoch(epoch, epochs, time.perf_counter() - start, logs)
+            if self.stop_training:
+                break
+        run.call("on_train_end", logs)
         return history
 
-    def _train_epoch(self, x, y, order, batch_size, epoch, epochs, verbose) -> dict[str, float]:
+    def _array_epochs(self, x, y, batch_size, shuffle, class_weight, sample_weight, validation_split,
+                      steps_per_epoch, seed):
+        """For arrays: a function giving each epoch's batches, the steps per epoch, and the validation
+        data split off (or None)."""
+        x, y = self._check_data(x, y, "fit")
+        weights = self._sample_weights(y, sample_weight, class_weight, "fit")
+        validation_data = None
+        if validation_split:
+            x, y, validation_data = _split_off_validation(x, y, validation_split)
+            weights = None if weights is None else weights[:len(x)]
+        total = -(-len(x) // batch_size)
+        if steps_per_epoch is not None and steps_per_epoch > total:
+            raise ValueError(f"fit: steps_per_epoch={steps_per_epoch} is more than the {total} batches of "
+                             f"{batch_size} that {len(x)} samples make")
+        steps = steps_per_epoch or total
+        rng = make_rng(seed)
+
+        def epoch_batches(epoch: int) -> Iterator[Batch]:
+            # Drawn on the call, so an epoch skipped for initial_epoch still uses up its permutation.
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            indices = [order[begin:begin + batch_size] for begin in range(0, steps * batch_size, batch_size)]
+            return ((x[i], y[i], None if weights is None else weights[i]) for i in indices)
+
+        return epoch_batches, steps, validation_data
+
+    def _generator_epochs(self, source: Iterable, steps_per_epoch: int | None, class_weight):
+        """For an iterator of batches: a function giving each epoch's (checked) batches from it."""
+        iterator = iter(source)
+
+        def epoch_batches(epoch: int) -> Iterator[Batch]:
+            count = 0
+            while steps_per_epoch is None or count < steps_per_epoch:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    if steps_per_epoch is not None or count == 0:
+                        warnings.warn(f"fit: the input ran out of batches after {count} in epoch {epoch + 1}"
+                                      + (f" (steps_per_epoch={steps_per_epoch})" if steps_per_epoch else "")
+                                      + "; training stops. Make the generator loop forever, or lower "
+                                      "steps_per_epoch or epochs.", stacklevel=4)
+                        self.stop_training = True
+                    return
+                if not isinstance(item, tuple) or len(item) not in (2, 3):
+                    raise ValueError(f"fit: each batch from the iterator must be a tuple (x, y) or "
+                                     f"(x, y, sample_weight); got {type(item).__name__}")
+                xb, yb = self._check_data(item[0], item[1], f"fit: batch {count} of epoch {epoch + 1}")
+                weights = self._sample_weights(yb, item[2] if len(item) == 3 else None, class_weight, "fit")
+                count += 1
+                yield xb, yb, weights
+
+        return epoch_batches
+
+    def _train_epoch(self, batches: Iterator[Batch], steps: int | None, epoch: int, epochs: int, verbose: int,
+                     run: CallbackList, skip_non_finite: bool) -> dict[str, float]:
+        """Train on ``batches``; the logs: means over the epoch's samples of the loss and metrics."""
         from tqdm.auto import tqdm
 
-        total_loss = total_correct = seen = 0.0
-        batches = range(0, len(order), batch_size)
-        with tqdm(batches, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+        totals = dict.fromkeys(self.metrics_names, 0.0)
+        seen, logs = 0, {}
+        with tqdm(batches, total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                   disable=verbose != 1) as bar:
-            for batch, begin in enumerate(bar):
-                idx = order[begin:begin + batch_size]
+            for batch, (xb, yb, wb) in enumerate(bar):
+                run.call("on_train_batch_begin", batch, {})
                 try:
-                    loss, acc = self._train_step(x[idx], y[idx])
+                    loss, z = self._train_step(xb, yb, wb, skip_non_finite)
                 except FloatingPointError as exc:
                     raise FloatingPointError(
-                        f"fit: {exc} at epoch {epoch + 1}, batch {batch + 1} of {len(batches)}: training "
-                        f"diverged. Try a smaller learning rate (now "
-                        f"{self.optimizer.learning_rate:g}).") from None
-                total_loss += loss * len(idx)
-                total_correct += acc * len(idx)
-                seen += len(idx)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}",
-                                accuracy=f"{total_correct / seen:.4f}", refresh=False)
-        return {"loss": total_loss / seen, "accuracy": total_correct / seen}
+                        f"fit: {exc} at epoch {epoch + 1}, batch {batch + 1}"
+                        f"{f' of {steps}' if steps else ''}: "
+                        f"training diverged. Try a smaller learning rate (now "
+                        f"{self.optimizer.learning_rate:g}), or add callbacks.TerminateOnNaN() to stop "
+                        "training there instead.") from None
+                totals["loss"] += loss * len(xb)
+                for metric in self.metrics:
+                    totals[metric.name] += float(metric.score(z, yb).sum())
+                seen += len(xb)
+                logs = {key: value / seen for key, value in totals.items()}
+                bar.set_postfix({key: f"{value:.4f}" for key, value in logs.items()}, refresh=False)
+                run.call("on_train_batch_end", batch, dict(logs))
+                if self.stop_training:
+                    break
+        return logs
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 32,
-                 verbose: int = 0) -> list[float] | float:
-        """Mean loss and accuracy on ``(x, y)``, dropout off: ``[loss, accuracy]`` (Keras' order).
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None, verbose: int = 0,
+                 sample_weight=None, return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Mean loss and metrics on ``(x, y)``, dropout off, batch by batch (32 by default).
 
-        Returns the loss alone when the model was compiled without metrics.
+        Returns ``[loss, *metrics]`` in the order of :attr:`metrics_names` (Keras' order), the
+        loss alone when the model was compiled without metrics, or with ``return_dict=True``
+        a dict ``{"loss": ..., "accuracy": ...}``. ``sample_weight`` (N,) weights the loss.
         """
         self._require_compiled("evaluate")
         x, y = self._check_data(x, y, "evaluate")
+        batch_size = 32 if batch_size is None else batch_size
         _check_int(batch_size, "evaluate: batch_size", minimum=1)
-        loss, acc = self._evaluate_arrays(x, y, batch_size, verbose)
-        return [loss, acc] if self.metrics else loss
+        weights = self._sample_weights(y, sample_weight, None, "evaluate")
+        return self._scores(self._evaluate_arrays(x, y, weights, batch_size, verbose), return_dict)
 
-    def _evaluate_arrays(self, x, y, batch_size, verbose=0) -> tuple[float, float]:
-        total_loss = total_correct = 0.0
+    def _scores(self, logs: dict[str, float], return_dict: bool) -> float | list[float] | dict[str, float]:
+        if return_dict:
+            return logs
+        return [logs[name] for name in self.metrics_names] if self.metrics else logs["loss"]
+
+    def _evaluate_arrays(self, x, y, weights, batch_size, verbose=0) -> dict[str, float]:
+        totals = dict.fromkeys(self.metrics_names, 0.0)
         for begin, z in self._batched(x, batch_size, verbose, self.logits):
             yb = y[begin:begin + len(z)]
-            total_loss += self.loss.loss_and_gradient(z, yb)[0] * len(z)
-            total_correct += _accuracy(z, yb) * len(z)
-        return total_loss / len(x), total_correct / len(x)
+            wb = None if weights is None else weights[begin:begin + len(z)]
+            totals["loss"] += self.loss.loss_and_gradient(z, yb, wb)[0] * len(z)
+            for metric in self.metrics:
+                totals[metric.name] += float(metric.score(z, yb).sum())
+        return {key: value / len(x) for key, value in totals.items()}
 
-    def predict(self, x: np.ndarray, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-        """The model's outputs (softmax probabilities), computed in batches: shape (N, K)."""
+    def predict(self, x: np.ndarray, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """The model's outputs (softmax probabilities), computed in batches (32 by default): shape (N, K)."""
         x = self._check_x(x, "predict")
+        batch_size = 32 if batch_size is None else batch_size
         _check_int(batch_size, "predict: batch_size", minimum=1)
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
 
@@ -404,9 +546,22 @@ class Sequential:
                 "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
                            for layer in self.layers]}
 
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON, ``{"class_name": "Sequential", "config": ...}`` (no weights);
+        :func:`minicnn.model_from_json` reads it back. ``kwargs`` go to ``json.dumps``."""
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to one ``.npz`` file, atomically: see :func:`minicnn.saving.save_model`."""
         saving.save_model(self, path)
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write every layer's weights (params and state) to a ``.weights.npz`` file, atomically."""
+        saving.save_weights(self, path)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Set the weights from a file written by :meth:`save_weights` (same layer names and shapes)."""
+        saving.load_weights(self, path)
 
     # ------------------------------------------------------------------ checks
 
@@ -439,6 +594,33 @@ class Sequential:
             raise ValueError(f"{verb}: x contains NaN or Inf")
         return x.astype(self.dtype, copy=False)
 
+    def _sample_weights(self, targets: np.ndarray, sample_weight, class_weight, verb: str
+                        ) -> np.ndarray | None:
+        """Per-sample loss weights (N,) from ``sample_weight`` or ``class_weight``, checked; or None."""
+        if class_weight is not None:
+            if not isinstance(class_weight, dict):
+                raise TypeError(f"{verb}: class_weight must be a dict {{class index: weight}}; "
+                                f"got {type(class_weight).__name__}")
+            k = targets.shape[1]
+            table = np.ones(k)
+            for key, value in class_weight.items():
+                if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < k:
+                    raise ValueError(f"{verb}: class_weight keys must be class indices 0..{k - 1}; "
+                                     f"got {key!r}")
+                table[key] = value
+            sample_weight = table[targets.argmax(axis=1)]
+        if sample_weight is None:
+            return None
+        weights = np.asarray(sample_weight)
+        if weights.ndim == 2 and weights.shape[1] == 1:
+            weights = weights[:, 0]
+        if weights.shape != (len(targets),) or weights.dtype.kind not in "biuf":
+            raise ValueError(f"{verb}: sample_weight must be {len(targets)} numbers, one per sample; "
+                             f"got {weights.dtype} of shape {weights.shape}")
+        if not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError(f"{verb}: sample weights (and class weights) must be finite and >= 0")
+        return weights.astype(self.dtype)
+
     def _check_data(self, x, y, verb: str) -> tuple[np.ndarray, np.ndarray]:
         """``x`` checked, and ``y`` as the one-hot targets (N, K) the loss computes with."""
         x = self._check_x(x, verb)
@@ -448,15 +630,21 @@ class Sequential:
         return x, self.loss.targets(y, self.output_shape[-1], self.dtype, verb)
 
 
+def _is_batch_source(x) -> bool:
+    """True for an iterator or generator of batches (or another non-array iterable), as ``fit`` takes."""
+    return (x is not None and not isinstance(x, (np.ndarray, list, tuple))
+            and (hasattr(x, "__next__") or hasattr(x, "__iter__")))
+
+
 def load_model(path: str | os.PathLike) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
     compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
     return saving.load_model(path, Sequential)
 
 
-def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of rows whose highest score (logit or probability) is the one-hot class."""
-    return float(np.mean(scores.argmax(axis=1) == y.argmax(axis=1)))
+def model_from_json(text: str) -> Sequential:
+    """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote."""
+    return saving.model_from_json(text, Sequential)
 
 
 def _unique_name(base: str, taken: set) -> str:

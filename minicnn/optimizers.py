@@ -14,20 +14,39 @@ from collections.abc import Iterable
 import numpy as np
 from numba import njit
 
+from minicnn import schedules
 from minicnn.kernels import pair
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
 
 class Optimizer:
-    """Base class: counts steps and keeps per-parameter state."""
+    """Base class: counts steps, keeps per-parameter state and the learning rate (or its schedule)."""
 
-    def __init__(self, learning_rate: float):
-        if not learning_rate > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0; got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+    def __init__(self, learning_rate: float | schedules.LearningRateSchedule):
+        self._schedule: schedules.LearningRateSchedule | None = None
+        if isinstance(learning_rate, dict):  # as get_config writes a schedule
+            learning_rate = schedules.deserialize(learning_rate)
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self._schedule = learning_rate
+        else:
+            self.learning_rate = learning_rate
         self.iterations = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    @property
+    def learning_rate(self) -> float:
+        """The rate of the next step: the schedule's value at ``iterations``, if there is a schedule."""
+        return self._schedule(self.iterations) if self._schedule else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if self._schedule is not None:
+            raise TypeError(f"{type(self).__name__}: the learning rate follows {self._schedule!r}; "
+                            "it cannot also be set (callbacks that set it need a float learning_rate)")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0; got {value!r}")
+        self._learning_rate = float(value)
 
     def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
         """Update every parameter in place from its gradient; one step."""
@@ -41,23 +60,29 @@ class Optimizer:
         self.iterations += 1
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        """One step of the rule on ``param``, in place, at :attr:`learning_rate` (fixed within a step:
+        a schedule reads ``iterations``, which ``apply_gradients`` counts up after all updates)."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
+        lr = schedules.serialize(self._schedule) if self._schedule else self._learning_rate
+        return {"learning_rate": lr}
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, Keras' rule.
+    """Stochastic gradient descent with optional momentum and Nesterov momentum, Keras' rule.
 
-    ``velocity = momentum * velocity - lr * grad``; ``param += velocity``.
+    ``velocity = momentum * velocity - lr * grad``, then ``param += velocity``, or with
+    ``nesterov=True`` ``param += momentum * velocity - lr * grad`` (the step looks ahead
+    along the new velocity; ``docs/backprop.md#sgd-with-nesterov-momentum``).
     """
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0):
+    def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False):
         super().__init__(learning_rate)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1); got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         lr = param.dtype.type(self.learning_rate)
@@ -68,10 +93,64 @@ class SGD(Optimizer):
         velocity = state["velocity"]
         velocity *= param.dtype.type(self.momentum)
         velocity -= lr * grad
-        param += velocity
+        if self.nesterov:
+            param += velocity * param.dtype.type(self.momentum) - grad * lr
+        else:
+            param += velocity
 
     def get_config(self) -> dict:
-        return {"momentum": self.momentum, **super().get_config()}
+        return {"momentum": self.momentum, "nesterov": self.nesterov, **super().get_config()}
+
+
+class RMSprop(Optimizer):
+    """RMSprop with Keras' rule and defaults (``docs/backprop.md#rmsprop``). Per parameter::
+
+        v = rho * v + (1 - rho) * grad**2
+        g = rho * g + (1 - rho) * grad                  (centered only)
+        step = lr * grad / sqrt(v - g**2 + epsilon)     (sqrt(v + epsilon) if not centered)
+        m = momentum * m + step; param -= m             (param -= step if momentum == 0)
+
+    ``epsilon`` sits inside the square root, as in Keras (Adam adds it outside).
+    """
+
+    def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, rho: float = 0.9,
+                 momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False):
+        super().__init__(learning_rate)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"RMSprop: rho must be in [0, 1); got {rho!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"RMSprop: momentum must be in [0, 1); got {momentum!r}")
+        if not epsilon > 0:
+            raise ValueError(f"RMSprop: epsilon must be > 0; got {epsilon!r}")
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        f = param.dtype.type
+        slots = ["velocity"] + ["momentum"] * (self.momentum > 0) + ["average_gradient"] * self.centered
+        state = self.state.setdefault(name, {slot: np.zeros_like(param) for slot in slots})
+        rho = f(self.rho)
+        v = state["velocity"]
+        v *= rho
+        v += f(1 - self.rho) * (grad * grad)
+        if self.centered:
+            g = state["average_gradient"]
+            g *= rho
+            g += f(1 - self.rho) * grad
+            denominator = v - g * g + f(self.epsilon)
+        else:
+            denominator = v + f(self.epsilon)
+        step = f(self.learning_rate) * grad / np.sqrt(denominator)
+        if self.momentum > 0:
+            m = state["momentum"]
+            m *= f(self.momentum)
+            m += step
+            step = m
+        param -= step
+
+    def get_config(self) -> dict:
+        return {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered, **super().get_config()}
 
 
 class Adam(Optimizer):
@@ -88,8 +167,8 @@ class Adam(Optimizer):
     correction has been folded into ``alpha``, as Keras and TensorFlow do.
     """
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7):
+    def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7):
         super().__init__(learning_rate)
         for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= beta < 1.0:
@@ -145,11 +224,11 @@ def adam_update_numba(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.
 
 adam_update = pair(adam_update_reference, adam_update_numba)
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
 
 
 def get(optimizer: str | Optimizer) -> Optimizer:
-    """An optimizer instance from a name (``"adam"``, ``"sgd"``) or an instance."""
+    """An optimizer instance from a name (``"adam"``, ``"sgd"``, ``"rmsprop"``) or an instance."""
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minicnn import losses, optimizers
+from minicnn import metrics as metrics_module
 from minicnn.files import atomic_write
 from minicnn.layers import Layer
 
@@ -122,6 +123,63 @@ def _load(path: Path, data, model_class: type[Sequential]) -> Sequential:
     return model
 
 
+def model_from_json(text: str, model_class: type[Sequential]) -> Sequential:
+    """The (untrained, uncompiled) ``model_class`` model whose architecture ``Sequential.to_json()`` wrote."""
+    spec = json.loads(text)
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" or "config" not in spec:
+        raise ValueError("model_from_json: expected the JSON of Sequential.to_json(), "
+                         '{"class_name": "Sequential", "config": ...}')
+    return _build(spec["config"], Path("<json>"), model_class)
+
+
+WEIGHTS_SUFFIX = ".weights.npz"
+
+
+def save_weights(model: Sequential, path: str | os.PathLike) -> None:
+    """Write every layer's params and state to ``path`` (ending in ``.weights.npz``), atomically.
+
+    Arrays are keyed ``<layer>/<key>`` and ``<layer>/state/<key>``, as in :func:`save_model`;
+    nothing else is stored (no architecture, no optimizer).
+    """
+    path = Path(path)
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(f"save_weights: the file name must end in {WEIGHTS_SUFFIX!r} (minicnn's weights "
+                         f"format; Keras' .weights.h5 is not written); got {path.name!r}")
+    model._require_built("save_weights")
+    arrays = {key: value for key, value in _weight_slots(model)}
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_weights(model: Sequential, path: str | os.PathLike) -> None:
+    """Set ``model``'s weights from a file of :func:`save_weights`: every array of the model must be
+    there with its shape, and nothing else; nothing is changed unless all of them fit."""
+    path = Path(path)
+    model._require_built("load_weights")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise ModelFileError(f"load_weights: {path} is not a readable weights file: {exc}") from exc
+    slots = dict(_weight_slots(model))
+    if stored.keys() != slots.keys():
+        raise ModelFileError(f"load_weights: {path} holds the arrays {sorted(stored)}; the model needs "
+                             f"{sorted(slots)} (same layer names)")
+    for key, value in stored.items():
+        if value.shape != slots[key].shape or value.dtype.kind != "f" or not np.isfinite(value).all():
+            raise ModelFileError(f"load_weights: {key} in {path} is {value.dtype} {value.shape}; the model "
+                                 f"needs finite floats of shape {slots[key].shape}")
+    for layer in model.layers:
+        for store, prefix in ((layer.params, ""), (layer.state, "state/")):
+            for key in store:
+                store[key] = stored[f"{layer.name}/{prefix}{key}"].astype(layer.dtype)
+
+
+def _weight_slots(model: Sequential):
+    for layer in model.layers:
+        yield from ((f"{layer.name}/{key}", value) for key, value in layer.params.items())
+        yield from ((f"{layer.name}/state/{key}", value) for key, value in layer.state.items())
+
+
 def _build(spec: dict, path: Path, model_class: type[Sequential]) -> Sequential:
     model = model_class(name=spec["name"])
     for layer_spec in spec["layers"]:
@@ -143,7 +201,7 @@ def _compile_config(model: Sequential) -> dict[str, Any] | None:
                           "iterations": optimizer.iterations},
             "loss": None if model.loss is None else {"class_name": type(model.loss).__name__,
                                                      "config": model.loss.get_config()},
-            "metrics": model.metrics, "kernels": model.kernels}
+            "metrics": [metrics_module.serialize(m) for m in model.metrics], "kernels": model.kernels}
 
 
 def _compile(model: Sequential, spec: dict, data, array) -> None:
@@ -151,7 +209,8 @@ def _compile(model: Sequential, spec: dict, data, array) -> None:
     loss_classes = {cls.__name__: cls for cls in losses.Loss.__subclasses__()}
     optimizer = optimizer_classes[spec["optimizer"]["class_name"]](**spec["optimizer"]["config"])
     loss = spec["loss"] and loss_classes[spec["loss"]["class_name"]](**spec["loss"]["config"])
-    model.compile(optimizer, loss=loss, metrics=spec["metrics"], kernels=spec["kernels"])
+    model.compile(optimizer, loss=loss, metrics=[metrics_module.deserialize(m) for m in spec["metrics"]],
+                  kernels=spec["kernels"])
     optimizer.iterations = int(spec["optimizer"]["iterations"])
     params = {name: param for name, param, _ in _all_parameters(model)}
     for key in data.files:

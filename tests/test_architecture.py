@@ -261,3 +261,12 @@ def test_fit_arguments_get_clear_errors(kwargs, message):
     model.compile("adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match=message):
         model.fit(x, y, verbose=0, **kwargs)
+
+
+def test_validation_split_takes_the_last_samples_before_the_labels_are_encoded():
+    x, y = data(10)
+    model = tiny_model()
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=1, validation_split=0.2, verbose=0, shuffle=False)
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(x[8:], y[8:])[0], rel=1e-6)
+

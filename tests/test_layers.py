@@ -219,7 +219,7 @@ def test_wrong_gradient_shape_is_rejected():
 @pytest.mark.parametrize("make,message", [
     (lambda: Conv2D(0, 3), "filters"),
     (lambda: Conv2D(4, 3, padding="full"), "padding"),
-    (lambda: Conv2D(4, 3, activation="tanh"), "activation"),
+    (lambda: Conv2D(4, 3, activation="gelu"), "activation"),
     (lambda: Dropout(1.0), "rate"),
     (lambda: Dense(-1), "units"),
     (lambda: MaxPool2D((2, 3)), "pool_size"),

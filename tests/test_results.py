@@ -61,3 +61,19 @@ def test_cpu_name_from_cpuinfo_else_platform(tmp_path, monkeypatch):
     assert results.cpu_name(cpuinfo) == "arm"
     monkeypatch.setattr(platform, "processor", lambda: "")
     assert results.cpu_name(tmp_path / "missing") == "unknown"
+
+
+@pytest.mark.parametrize("where", ["fold", "test"])
+def test_results_with_a_nan_score_are_never_written(run, tmp_path, where):
+    from minicnn.experiments.rundir import NonFiniteScoreError
+
+    cv, test = run
+    if where == "fold":
+        cv = CrossValidationResult.from_folds([fold(1, float("nan"), 0.9), fold(2, 0.4, 0.6)])
+    else:
+        test.accuracy = float("inf")
+    built = results.build_results(framework="minicnn", dataset="mnist", versions={}, config=CONFIG, cv=cv,
+                                  test=test, total_seconds=1.0)
+    with pytest.raises(NonFiniteScoreError, match="refusing to write results.json with a NaN or infinite"):
+        results.write_results(tmp_path / "results.json", built)
+    assert list(tmp_path.iterdir()) == []

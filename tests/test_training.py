@@ -99,6 +99,7 @@ def test_each_fold_file_is_written_as_its_fold_ends(tmp_path):
     result = cross_validate(model_fn, x, y, n_splits=3, epochs=2, out_dir=out, verbose=0)
     assert present == [[], ["fold_1.json"], ["fold_1.json", "fold_2.json"]]
     saved = json.loads((out / "fold_2.json").read_text())
+    assert saved.pop("run") == {}  # no record given
     assert saved == json.loads(json.dumps(result.folds[1].to_dict()))
     assert saved["fold"] == 2 and saved["loss"] == 2.0 and saved["accuracy"] == 0.25
     assert saved["val_ranges"] == [[3, 6]] and saved["train_ranges"] == [[0, 3], [6, 9]]
@@ -154,6 +155,10 @@ def test_scores_printed_per_fold_then_the_average(capsys):
     ({"batch_size": True}, r"batch_size must be an integer >= 1; got True"),
     ({"fit_kwargs": {"epochs": 3, "verbose": 0}}, r"fit_kwargs may not set epochs, verbose"),
     ({"fit_kwargs": {"validation_split": 0.1}}, r"fit_kwargs may not set validation_split"),
+    ({"fit_kwargs": lambda k: {"initial_epoch": k}}, r"fit_kwargs may not set initial_epoch"),
+    ({"folds": [0, 2]}, r"folds must be fold numbers in 1..5; got \[0, 2\]"),
+    ({"folds": []}, r"folds must be fold numbers in 1..5; got \[\]"),
+    ({"checkpoints": True}, r"checkpoints and resume need an out_dir"),
     ({"y": np.zeros(9)}, r"x has 10 samples but y has 9"),
 ])
 def test_bad_arguments_are_rejected_by_name(kwargs, message):
@@ -180,8 +185,9 @@ def test_a_model_without_accuracy_metric_is_a_clear_error():
 def test_fit_and_test_keeps_the_test_set_out_of_fit():
     x, y = indexed_data(10)
     model = FakeModel(scores=(0.2, 0.95))
-    result = fit_and_test(model, x[:7], y[:7], x[7:], y[7:], epochs=2, batch_size=3, verbose=0,
-                          fit_kwargs={"seed": 1})
+    trained, result = fit_and_test(model, x[:7], y[:7], x[7:], y[7:], epochs=2, batch_size=3, verbose=0,
+                                   fit_kwargs={"seed": 1})
+    assert trained is model
     (fit_x, _, fit_kwargs), = model.fit_calls
     assert fit_kwargs == {"batch_size": 3, "epochs": 2, "verbose": 0, "seed": 1}  # no validation_data
     np.testing.assert_array_equal(fit_x, x[:7])
@@ -190,3 +196,148 @@ def test_fit_and_test_keeps_the_test_set_out_of_fit():
     assert result.seconds_per_epoch == pytest.approx(result.fit_seconds / 2)
     with pytest.raises(ValueError, match="x_test/y_test 3/2"):
         fit_and_test(model, x[:7], y[:7], x[7:], y[8:])
+
+
+def test_fit_kwargs_may_be_a_function_of_the_fold():
+    _, models = run(n=9, n_splits=3, fit_kwargs=lambda k: {"seed": 10 + k})
+    assert [m.fit_calls[0][2]["seed"] for m in models] == [10, 11, 12]
+
+
+def test_folds_selects_which_folds_run():
+    result, models = run(n=9, n_splits=3, folds=[3, 1])
+    assert [f.fold for f in result.folds] == [1, 3]
+    assert [m.evaluate_calls[0][0][:, 0].tolist() for m in models] == [[0, 1, 2], [6, 7, 8]]
+
+
+RECORD = {"config": {"epochs": 2}, "data_sha256": "ab"}
+
+
+def test_resume_reads_finished_folds_back_and_runs_the_rest(tmp_path):
+    run(n=9, n_splits=3, epochs=2, out_dir=tmp_path, record=RECORD, folds=[2], scores=[None, (0.3, 0.6)])
+    result, models = run(n=9, n_splits=3, epochs=2, out_dir=tmp_path, record=RECORD, resume=True)
+    assert len(models) == 2  # folds 1 and 3 trained, fold 2 read back
+    assert [m.evaluate_calls[0][0][:, 0].tolist() for m in models] == [[0, 1, 2], [6, 7, 8]]
+    assert [(f.fold, f.loss) for f in result.folds] == [(1, 0.5), (2, 0.3), (3, 0.5)]
+    assert json.loads((tmp_path / "fold_2.json").read_text())["run"] == RECORD
+
+
+def test_a_finished_fold_is_never_overwritten_and_never_mixed_with_another_run(tmp_path):
+    from minicnn.experiments.rundir import RunDirError
+
+    run(n=9, n_splits=3, out_dir=tmp_path, record=RECORD, folds=[1])
+    before = (tmp_path / "fold_1.json").read_text()
+    with pytest.raises(FileExistsError, match="fold_1.json exists; pass resume=True"):
+        run(n=9, n_splits=3, out_dir=tmp_path, record=RECORD)
+    other = {"config": {"epochs": 3}, "data_sha256": "cd"}
+    with pytest.raises(RunDirError, match=r"fold_1.json belongs to another run: epochs: 2 there, 3 here; "
+                                          r"the data differ"):
+        run(n=9, n_splits=3, out_dir=tmp_path, record=other, resume=True)
+    assert (tmp_path / "fold_1.json").read_text() == before
+
+
+@pytest.mark.parametrize("scores", [(float("nan"), 0.5), (0.5, float("inf"))])
+def test_a_non_finite_score_stops_the_run_before_its_fold_file(tmp_path, scores):
+    from minicnn.experiments.rundir import NonFiniteScoreError
+
+    with pytest.raises(NonFiniteScoreError, match="training diverged; try a smaller learning rate"):
+        run(n=9, n_splits=3, out_dir=tmp_path, scores=[(0.1, 0.9), scores, (0.1, 0.9)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold_1.json"]
+
+
+def test_a_nan_in_the_history_is_never_written(tmp_path):
+    from minicnn.experiments.rundir import NonFiniteScoreError
+
+    class Diverging(FakeModel):
+        def fit(self, x, y, **kwargs):
+            history = super().fit(x, y, **kwargs)
+            history.history["loss"][-1] = float("nan")
+            return history
+
+    x, y = indexed_data(6)
+    with pytest.raises(NonFiniteScoreError, match="fold_1.json: history: loss: refusing to write nan"):
+        cross_validate(lambda k: Diverging(), x, y, n_splits=2, out_dir=tmp_path, verbose=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Resumable:
+    """A fake minicnn model whose state after each epoch depends on every earlier epoch, its seed and its
+    order, and that can be saved, loaded and stopped (KeyboardInterrupt) before a given epoch."""
+
+    stop_before: int | None = None
+    calls: list = []
+
+    def __init__(self, state=1.0):
+        self.state = state
+
+    def fit(self, x, y, *, epochs, initial_epoch=0, seed, batch_size, verbose, validation_data=None):
+        Resumable.calls.append((initial_epoch, epochs))
+        losses = []
+        for epoch in range(initial_epoch, epochs):
+            if epoch == Resumable.stop_before:
+                raise KeyboardInterrupt
+            self.state = self.state * 0.5 + seed + epoch + float(x.sum())
+            losses.append(self.state)
+        return SimpleNamespace(history={"loss": losses, "val_loss": [v / 2 for v in losses]})
+
+    def evaluate(self, x, y, **kwargs):
+        return [self.state, 0.5]
+
+    def save(self, path):
+        path.write_text(json.dumps(self.state))
+
+
+@pytest.fixture
+def resumable(monkeypatch):
+    import minicnn
+
+    monkeypatch.setattr(minicnn, "load_model", lambda path: Resumable(json.loads(path.read_text())))
+    Resumable.calls = []
+    yield Resumable
+    Resumable.stop_before = None
+
+
+def test_an_interrupted_fold_goes_on_from_its_last_epoch(tmp_path, resumable):
+    x, y = indexed_data(8)
+    args = {"n_splits": 2, "epochs": 5, "verbose": 0, "record": RECORD, "checkpoints": True,
+            "fit_kwargs": lambda k: {"seed": 7 * k}}
+    whole = cross_validate(lambda k: Resumable(), x, y, out_dir=tmp_path / "whole", **args)
+    resumable.stop_before, resumable.calls = 3, []
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(lambda k: Resumable(), x, y, out_dir=tmp_path / "cut", **args)
+    assert sorted(p.name for p in (tmp_path / "cut" / "checkpoints" / "fold_1").iterdir()) == [
+        "epoch_3.json", "epoch_3.npz"]
+    resumable.stop_before, resumable.calls = None, []
+    resumed = cross_validate(lambda k: Resumable(), x, y, out_dir=tmp_path / "cut", resume=True, **args)
+    assert resumable.calls[:2] == [(3, 4), (4, 5)]  # fold 1 from epoch 3 on, not from 0
+    assert [f.history for f in resumed.folds] == [f.history for f in whole.folds]
+    assert [f.loss for f in resumed.folds] == [f.loss for f in whole.folds]
+    assert not (tmp_path / "cut" / "checkpoints").exists()
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, resumable):
+    from minicnn.experiments.rundir import RunDirError
+
+    x, y = indexed_data(8)
+    args = {"n_splits": 2, "epochs": 4, "verbose": 0, "checkpoints": True, "fit_kwargs": {"seed": 1},
+            "out_dir": tmp_path}
+    resumable.stop_before = 2
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(lambda k: Resumable(), x, y, record=RECORD, **args)
+    resumable.stop_before = None
+    with pytest.raises(RunDirError, match="epoch_2.json belongs to another run: the data differ"):
+        cross_validate(lambda k: Resumable(), x, y, record={**RECORD, "data_sha256": "ff"}, resume=True,
+                       **args)
+
+
+def test_checkpoints_need_a_fixed_seed(tmp_path, resumable):
+    x, y = indexed_data(8)
+    with pytest.raises(ValueError, match=r"checkpoints need fit_kwargs\['seed'\]"):
+        cross_validate(lambda k: Resumable(), x, y, n_splits=2, out_dir=tmp_path, checkpoints=True, verbose=0)
+
+
+def test_checkpoints_left_in_out_dir_need_resume(tmp_path, resumable):
+    x, y = indexed_data(8)
+    (tmp_path / "checkpoints" / "fold_1").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"fold_1 holds an earlier run's checkpoints; pass resume=True"):
+        cross_validate(lambda k: Resumable(), x, y, n_splits=2, out_dir=tmp_path, checkpoints=True,
+                       fit_kwargs={"seed": 1}, verbose=0)

@@ -154,10 +154,11 @@ def _plot_runs(ax, histories: Sequence[Mapping[str, Sequence[float]]], key: str,
 def plot_misclassified(images, y_true, y_pred, path: str | os.PathLike, max_images: int = 25,
                        class_names: Sequence[str] | None = None,
                        title: str = "Misclassified images") -> Figure:
-    """Save a grayscale grid of the first ``max_images`` misclassified images, titled "true 7 / pred 1".
+    """Save a grid of the first ``max_images`` misclassified images, titled "true 7 / pred 1".
 
-    ``images`` (N, H, W) or (N, H, W, 1); ``y_true``, ``y_pred`` labels (N,) or
-    scores (N, K). With nothing misclassified the PNG says so instead.
+    ``images`` (N, H, W) or (N, H, W, 1), drawn in grey, or (N, H, W, 3), drawn in colour;
+    ``y_true``, ``y_pred`` labels (N,) or scores (N, K). With nothing misclassified the
+    PNG says so instead.
     """
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
         raise ValueError(f"plot_misclassified: max_images must be an integer >= 1; got {max_images!r}")
@@ -165,8 +166,10 @@ def plot_misclassified(images, y_true, y_pred, path: str | os.PathLike, max_imag
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
     true, pred = to_labels(y_true, "y_true"), to_labels(y_pred, "y_pred")
-    if images.ndim != 3 or not len(images) == len(true) == len(pred):
-        raise ValueError(f"plot_misclassified: expected images (N, H, W) or (N, H, W, 1) and N labels "
+    colour = images.ndim == 4 and images.shape[-1] == 3
+    if not (images.ndim == 3 or colour) or not len(images) == len(true) == len(pred):
+        raise ValueError(f"plot_misclassified: expected images (N, H, W), (N, H, W, 1) or (N, H, W, 3) "
+                         f"and N labels "
                          f"in y_true and y_pred; got {images.shape}, {true.shape} and {pred.shape}")
     wrong = np.flatnonzero(true != pred)
     if len(wrong) == 0:
@@ -179,9 +182,12 @@ def plot_misclassified(images, y_true, y_pred, path: str | os.PathLike, max_imag
     rows = math.ceil(len(shown) / cols)
     fig = _figure(figsize=(1.6 * cols + 0.4, 1.75 * rows + 0.6))
     name = (lambda c: str(class_names[c])) if class_names is not None else str
-    low, high = images.min(), images.max()  # one grey scale for all, so faint digits look faint
+    low, high = images.min(), images.max()  # one scale for all, so faint digits look faint
     for ax, index in zip(fig.subplots(rows, cols, squeeze=False).flat, shown, strict=False):
-        ax.imshow(images[index], cmap="gray", vmin=low, vmax=high)
+        if colour:
+            ax.imshow((images[index] - low) / (high - low or 1))
+        else:
+            ax.imshow(images[index], cmap="gray", vmin=low, vmax=high)
         ax.set_title(f"true {name(true[index])} / pred {name(pred[index])}", fontsize=9)
     for ax in fig.axes:
         ax.set_axis_off()

@@ -17,6 +17,8 @@ Accuracies are fractions in [0, 1]; standard deviations are over folds (populati
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 from collections.abc import Mapping
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from minicnn.experiments.crossval import CrossValidationResult, HoldoutResult
+from minicnn.experiments.crossval import CrossValidationResult, FoldResult, HoldoutResult
+from minicnn.experiments.rundir import NonFiniteScoreError, RunDirError, read_part
 from minicnn.files import atomic_write_json
 
 CONFIG_KEYS = ("folds", "epochs", "batch_size", "seed", "limit")
@@ -61,8 +64,45 @@ def build_results(*, framework: str, dataset: str, versions: Mapping[str, str], 
 
 
 def write_results(path: str | os.PathLike, results: Mapping[str, Any]) -> None:
-    """Write ``results`` to ``path`` as indented JSON, atomically."""
+    """Write ``results`` to ``path`` as indented JSON, atomically; ValueError on NaN or infinity."""
+    _check_finite_results(results)
     atomic_write_json(path, dict(results))
+
+
+def _check_finite_results(results: Mapping[str, Any]) -> None:
+    scores = [fold[key] for fold in results["folds"] for key in ("loss", "accuracy")]
+    scores += [results["test"]["loss"], results["test"]["accuracy"], *results["mean"].values()]
+    if not all(math.isfinite(score) for score in scores):
+        raise NonFiniteScoreError("refusing to write results.json with a NaN or infinite score: "
+                                  "the training diverged; try a smaller learning rate")
+
+
+def read_parts(directory: str | os.PathLike) -> tuple[dict[str, Any], CrossValidationResult, HoldoutResult]:
+    """The run record, the folds and the test result stored in ``directory`` by a run, or several.
+
+    ``fold_1.json`` .. ``fold_<folds>.json`` and ``test.json`` may come from different
+    machines; they must all carry one run record (:mod:`minicnn.experiments.rundir`).
+    RunDirError names any part missing or belonging to another run.
+    """
+    directory = Path(directory)
+    test_path = directory / "test.json"
+    fold_paths = sorted(directory.glob("fold_*.json"))
+    if not fold_paths and not test_path.exists():
+        raise RunDirError(f"{directory} holds no parts of a run (fold_<k>.json, test.json)")
+    first = fold_paths[0] if fold_paths else test_path
+    record = json.loads(first.read_text()).get("run", {})
+    folds = record.get("config", {}).get("folds", 0)
+    wanted = [directory / f"fold_{k}.json" for k in range(1, folds + 1)] + [test_path]
+    missing = [path.name for path in wanted if not path.exists()]
+    extra = sorted(set(fold_paths) - set(wanted))
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    problems += [f"unexpected {', '.join(p.name for p in extra)}"] if extra else []
+    if problems:
+        raise RunDirError(f"{directory} does not hold the {folds} folds and the test of one run: "
+                          + "; ".join(problems))
+    cv = CrossValidationResult.from_folds([FoldResult.from_dict(read_part(path, record))
+                                           for path in wanted[:-1]])
+    return record, cv, HoldoutResult.from_dict(read_part(test_path, record))
 
 
 def machine_info() -> dict[str, Any]:

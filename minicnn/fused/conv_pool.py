@@ -39,6 +39,8 @@ from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 class ConvPoolBlock:
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
+    Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
+
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
     ``input_gradient=False`` (a first layer in training) lets the fast path skip dx.
     """
@@ -56,6 +58,8 @@ class ConvPoolBlock:
         if not (isinstance(conv, Conv2D) and conv.activation == "relu" and i + 1 < len(layers)
                 and isinstance(layers[i + 1], MaxPooling2D)):
             return None
+        if not conv.use_bias or conv.strides[0] != conv.strides[1]:
+            return None  # the fused kernels take a bias and one stride: such a Conv2D runs on its own
         after = layers[i + 2] if i + 2 < len(layers) else None
         return cls(conv, layers[i + 1], after if isinstance(after, Dropout) else None, input_gradient)
 
@@ -94,7 +98,7 @@ class ConvPoolBlock:
         conv, pool = self.conv, self.pool
         conv.check_input(x)
         W, b = conv.params["kernel"], conv.params["bias"]
-        geometry = (conv.strides, conv.pads, pool.pool_size, pool.strides)
+        geometry = (conv.strides[0], conv.pads, pool.pool_size, pool.strides)
         pooled, argmax = fast.conv_pool_forward_numba(x, W, *geometry)
         if training and self.dropout is not None:
             mask = self.dropout.draw_mask(pooled.shape, pooled.dtype)

@@ -18,8 +18,9 @@ __all__: list[str] = []
 class _Activated(Layer):
     """Base of Conv2D, Dense and the activation layers: ``a = activation(linear(x))``."""
 
-    def __init__(self, activation: str | None, name: str | None, trainable: bool = True):
-        super().__init__(name, trainable)
+    def __init__(self, activation: str | None, name: str | None, trainable: bool = True,
+                 input_shape: tuple | None = None):
+        super().__init__(name, trainable, input_shape)
         self.activation = check_activation(activation, type(self).__name__)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

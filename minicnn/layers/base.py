@@ -44,7 +44,7 @@ class Layer:
                 raise TypeError(f"a layer class named {cls.__name__} is registered already")
             Layer.registry[cls.__name__] = cls
 
-    def __init__(self, name: str | None = None, trainable: bool = True):
+    def __init__(self, name: str | None = None, trainable: bool = True, input_shape: tuple | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string without '/'; "
                              f"got {name!r}")
@@ -58,6 +58,8 @@ class Layer:
         self.output_shape: tuple | None = None
         self.cache: Mapping[str, Any] | None = None  # what backward needs, kept by forward(x, training=True)
         self._cache_batch_shape: tuple | None = None
+        self.declared_input_shape = None if input_shape is None else _shape(input_shape, self)
+        """``input_shape=`` as Keras 2 takes it on a model's first layer (no batch axis)."""
 
     @property
     def built(self) -> bool:
@@ -88,8 +90,31 @@ class Layer:
         return config
 
     def count_params(self) -> int:
-        """The number of values in ``params`` (trainable or not: see :attr:`trainable`)."""
-        return int(sum(p.size for p in self.params.values()))
+        """The number of values in ``params`` and ``state``, as Keras counts a layer's weights."""
+        return int(sum(w.size for w in self.weights))
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The layer's arrays themselves, in Keras' order: ``params``, then ``state``."""
+        return [*self.params.values(), *self.state.values()]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of :attr:`weights`."""
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Set ``params`` then ``state`` from arrays in the order of :attr:`weights`, checking shapes."""
+        slots = [(self.params, key) for key in self.params] + [(self.state, key) for key in self.state]
+        if len(weights) != len(slots):
+            raise ValueError(f"set_weights: {self.label()} has {len(slots)} weight arrays "
+                             f"({', '.join(key for _, key in slots) or 'none'}); got {len(weights)}")
+        values = [np.asarray(w) for w in weights]
+        for (store, key), value in zip(slots, values, strict=True):
+            if value.shape != store[key].shape:
+                raise ValueError(f"set_weights: {self.name}/{key} has shape {store[key].shape}; "
+                                 f"got {value.shape}")
+        for (store, key), value in zip(slots, values, strict=True):
+            store[key] = value.astype(self.dtype)
 
     def astype(self, dtype) -> Layer:
         """Convert the parameters and state (and so the computation) to ``dtype``, in place."""
@@ -159,6 +184,18 @@ class Layer:
     def from_keras(cls, config: dict, activation: str | None) -> Layer:
         """The layer for a Keras layer's ``get_config()``; ``activation`` as minicnn names it."""
         return cls(name=config["name"])
+
+
+def _shape(value, layer: Layer) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of positive ints; ValueError naming the layer otherwise."""
+    try:
+        shape = tuple(int(d) for d in value)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise ValueError(f"{type(layer).__name__}: input_shape must be positive sizes without the batch "
+                         f"axis, e.g. (32, 32, 3); got {value!r}")
+    return shape
 
 
 def channels_first_hint(got: tuple, expected: tuple) -> str:

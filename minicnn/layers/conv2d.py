@@ -7,8 +7,8 @@ import numpy as np
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import col2im, im2col
 from minicnn.layers.activated import _Activated
-from minicnn.layers.base import as_pair, as_square, check_positive_int
-from minicnn.layers.initializers import glorot_uniform
+from minicnn.layers.base import as_pair, check_positive_int
+from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
 from minicnn.seeding import make_rng
 
 __all__ = ["Conv2D"]
@@ -18,41 +18,49 @@ class Conv2D(_Activated):
     """2-D convolution of NHWC images, then an optional activation.
 
     x: (N, H, W, C) -> a: (N, OH, OW, F). Parameters: ``kernel`` of shape
-    (KH, KW, C, F) (Keras' layout) and ``bias`` of shape (F,). The product
-    runs as ``z = cols @ W + b`` with ``cols = im2col(x)`` of shape
-    (N*OH*OW, KH*KW*C) and ``W`` the kernel reshaped to (KH*KW*C, F).
+    (KH, KW, C, F) (Keras' layout) and, with ``use_bias`` (the default), ``bias`` of
+    shape (F,). The product runs as ``z = cols @ W + b`` with ``cols = im2col(x)`` of
+    shape (N*OH*OW, KH*KW*C) and ``W`` the kernel reshaped to (KH*KW*C, F).
+    ``kernel_size`` and ``strides`` take an int or a (rows, columns) pair.
     ``padding="same"`` pads like Keras/TensorFlow (the extra row or column,
     if any, at the bottom/right); :attr:`pads` holds the padding once built.
+    ``kernel_initializer``: ``"glorot_uniform"`` (Keras' default), ``"he_normal"``,
+    ``"he_uniform"`` or ``"zeros"`` (:mod:`minicnn.layers.initializers`).
     """
 
     default_name = "conv2d"
-    keras_requires = {"data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1, "use_bias": True}
+    keras_requires = {"data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1}
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
-                 activation: str | None = None, seed: int | None = None, name: str | None = None,
-                 trainable: bool = True):
-        super().__init__(activation, name, trainable)
+                 activation: str | None = None, use_bias: bool = True,
+                 kernel_initializer: str = "glorot_uniform", seed: int | None = None, name: str | None = None,
+                 trainable: bool = True, input_shape: tuple | None = None):
+        super().__init__(activation, name, trainable, input_shape)
         self.filters = check_positive_int(filters, "filters", "Conv2D")
         if padding not in ("same", "valid"):
             raise ValueError(f"Conv2D: padding must be 'same' or 'valid'; got {padding!r}")
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"Conv2D: use_bias must be True or False; got {use_bias!r}")
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
-        self.strides = as_square(strides, "strides", "Conv2D")
+        self.strides = as_pair(strides, "strides", "Conv2D")
         self.padding = padding
+        self.use_bias = use_bias
+        self.kernel_initializer = check_initializer(kernel_initializer, "Conv2D")
         self.seed = seed
         self.pads: tuple[int, int, int, int] | None = None
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "activation": self.activation, "seed": self.seed,
-                **super().get_config()}
+                "padding": self.padding, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "seed": self.seed, **super().get_config()}
 
     def compute_pads(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) zero padding for an (h, w) input, as TensorFlow computes it."""
         if self.padding == "valid":
             return (0, 0, 0, 0)
-        (kh, kw), s = self.kernel_size, self.strides
-        pad_h = max((-(-h // s) - 1) * s + kh - h, 0)
-        pad_w = max((-(-w // s) - 1) * s + kw - w, 0)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        pad_h = max((-(-h // sh) - 1) * sh + kh - h, 0)
+        pad_w = max((-(-w // sw) - 1) * sw + kw - w, 0)
         return (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -60,8 +68,8 @@ class Conv2D(_Activated):
             raise ValueError(f"Conv2D: expected inputs of shape (H, W, C); got {input_shape}")
         h, w, _ = input_shape
         top, bottom, left, right = self.compute_pads(h, w)
-        (kh, kw), s = self.kernel_size, self.strides
-        oh, ow = conv_output_size(h, kh, s, top, bottom), conv_output_size(w, kw, s, left, right)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        oh, ow = conv_output_size(h, kh, sh, top, bottom), conv_output_size(w, kw, sw, left, right)
         if oh < 1 or ow < 1:
             raise ValueError(f"Conv2D: kernel {self.kernel_size} does not fit input {input_shape}")
         return (oh, ow, self.filters)
@@ -71,17 +79,16 @@ class Conv2D(_Activated):
         h, w, c = self.input_shape
         self.pads = self.compute_pads(h, w)
         (kh, kw), f = self.kernel_size, self.filters
-        rng = make_rng(self.seed)
-        self.params = {
-            "kernel": glorot_uniform((kh, kw, c, f), kh * kw * c, kh * kw * f, rng),
-            "bias": np.zeros(f, dtype=np.float32),
-        }
+        initialize = INITIALIZERS[self.kernel_initializer]
+        self.params = {"kernel": initialize((kh, kw, c, f), kh * kw * c, kh * kw * f, make_rng(self.seed))}
+        if self.use_bias:
+            self.params["bias"] = np.zeros(f, dtype=np.float32)
         self.astype(self.dtype)
 
     def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
         cols, xw = self.correlate(x)
-        z = xw + self.params["bias"]
+        z = xw + self.params["bias"] if self.use_bias else xw
         if training:
             self.remember(z.shape, {"cols": cols, "x_shape": x.shape})
         return z
@@ -91,7 +98,7 @@ class Conv2D(_Activated):
 
         x: (N, H, W, C). Returns cols of shape (N, OH, OW, KH, KW, C) and xw of shape (N, OH, OW, F).
         """
-        (kh, kw), s = self.kernel_size, self.strides
+        (kh, kw), s = self.kernel_size, self.strides  # s: (rows, columns)
         W = self.params["kernel"]
         cols = im2col(x, kh, kw, s, self.pads)
         xw = cols.reshape(-1, kh * kw * W.shape[2]) @ W.reshape(-1, self.filters)
@@ -103,16 +110,22 @@ class Conv2D(_Activated):
         W, cols, x_shape = self.params["kernel"], self.cache["cols"], self.cache["x_shape"]
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
-        self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
+        if self.use_bias:
+            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
+        else:
+            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape))
         dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
         return col2im(dcols, x_shape, self.strides, self.pads)
 
     def to_keras(self, keras_layers):
         return keras_layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
-                                   activation=self.activation, name=self.name, trainable=self.trainable)
+                                   activation=self.activation, use_bias=self.use_bias,
+                                   kernel_initializer=self.kernel_initializer, name=self.name,
+                                   trainable=self.trainable)
 
     @classmethod
     def from_keras(cls, config: dict, activation: str | None) -> Conv2D:
         return cls(config["filters"], config["kernel_size"], strides=config["strides"],
-                   padding=config["padding"], activation=activation, name=config["name"],
-                   trainable=config.get("trainable", True))
+                   padding=config["padding"], activation=activation, use_bias=config["use_bias"],
+                   kernel_initializer=from_keras_config(config["kernel_initializer"], "Conv2D"),
+                   name=config["name"], trainable=config.get("trainable", True))

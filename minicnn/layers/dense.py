@@ -6,7 +6,7 @@ import numpy as np
 
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import check_positive_int
-from minicnn.layers.initializers import glorot_uniform
+from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
 from minicnn.seeding import make_rng
 
 __all__ = ["Dense"]
@@ -16,20 +16,23 @@ class Dense(_Activated):
     """Fully connected layer ``a = activation(x @ W + b)``.
 
     x: (N, D) -> a: (N, U). Parameters: ``kernel`` of shape (D, U) and ``bias`` of shape (U,).
+    ``kernel_initializer`` as for Conv2D (:mod:`minicnn.layers.initializers`).
     """
 
     default_name = "dense"
     keras_requires = {"use_bias": True}
 
-    def __init__(self, units: int, activation: str | None = None, seed: int | None = None,
-                 name: str | None = None, trainable: bool = True):
-        super().__init__(activation, name, trainable)
+    def __init__(self, units: int, activation: str | None = None, kernel_initializer: str = "glorot_uniform",
+                 seed: int | None = None, name: str | None = None, trainable: bool = True,
+                 input_shape: tuple | None = None):
+        super().__init__(activation, name, trainable, input_shape)
         self.units = check_positive_int(units, "units", "Dense")
+        self.kernel_initializer = check_initializer(kernel_initializer, "Dense")
         self.seed = seed
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": self.activation, "seed": self.seed,
-                **super().get_config()}
+        return {"units": self.units, "activation": self.activation,
+                "kernel_initializer": self.kernel_initializer, "seed": self.seed, **super().get_config()}
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 1:
@@ -40,8 +43,9 @@ class Dense(_Activated):
     def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         d = self.input_shape[0]
+        initialize = INITIALIZERS[self.kernel_initializer]
         self.params = {
-            "kernel": glorot_uniform((d, self.units), d, self.units, make_rng(self.seed)),
+            "kernel": initialize((d, self.units), d, self.units, make_rng(self.seed)),
             "bias": np.zeros(self.units, dtype=np.float32),
         }
         self.astype(self.dtype)
@@ -61,10 +65,12 @@ class Dense(_Activated):
         return dz @ W.T
 
     def to_keras(self, keras_layers):
-        return keras_layers.Dense(self.units, activation=self.activation, name=self.name,
+        return keras_layers.Dense(self.units, activation=self.activation,
+                                  kernel_initializer=self.kernel_initializer, name=self.name,
                                   trainable=self.trainable)
 
     @classmethod
     def from_keras(cls, config: dict, activation: str | None) -> Dense:
-        return cls(config["units"], activation=activation, name=config["name"],
-                   trainable=config.get("trainable", True))
+        return cls(config["units"], activation=activation,
+                   kernel_initializer=from_keras_config(config["kernel_initializer"], "Dense"),
+                   name=config["name"], trainable=config.get("trainable", True))

@@ -23,8 +23,9 @@ class Dropout(Layer):
     default_name = "dropout"
     keras_requires = {"noise_shape": None}
 
-    def __init__(self, rate: float, seed: int | None = None, name: str | None = None):
-        super().__init__(name)
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
+                 input_shape: tuple | None = None):
+        super().__init__(name, input_shape=input_shape)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be a number in [0, 1); got {rate!r}")
         self.rate = float(rate)

@@ -25,8 +25,8 @@ class MaxPooling2D(Layer):
     default_name = "max_pooling2d"
     keras_requires = {"data_format": "channels_last", "padding": "valid"}
 
-    def __init__(self, pool_size=2, strides=None, name: str | None = None):
-        super().__init__(name)
+    def __init__(self, pool_size=2, strides=None, name: str | None = None, input_shape: tuple | None = None):
+        super().__init__(name, input_shape=input_shape)
         self.pool_size = as_square(pool_size, "pool_size", "MaxPooling2D")
         self.strides = self.pool_size if strides is None else as_square(strides, "strides", "MaxPooling2D")
         if self.pool_size**2 > 256:

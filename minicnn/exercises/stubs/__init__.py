@@ -1,0 +1,1 @@
+"""The student files ``python -m minicnn.exercises start NAME`` copies: forward written, backward to do."""

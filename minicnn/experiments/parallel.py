@@ -1,0 +1,80 @@
+"""Running independent trainings side by side on joblib, each with its share of the cores.
+
+:func:`run_tasks` hands the calls to ``joblib.Parallel``: local processes (loky)
+by default, or any joblib backend by name, such as ``"dask"`` (with a
+``dask.distributed.Client`` open) or ``"ray"`` (after ``ray.util.joblib.register_ray()``). Inside the worker,
+:func:`thread_share` sets BLAS's threads (threadpoolctl) and Numba's threads to
+the machine's cores divided by the tasks that run on it at once, so two folds on
+two cores each get one core instead of fighting over both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backend: str | None
+              ) -> Iterator[Any]:
+    """``function(*args)`` for each ``args`` of ``calls``, in workers; results in order of completion.
+
+    ``n_jobs`` and ``backend`` as in ``joblib.Parallel`` (-1: every core, or every
+    thread of a Dask cluster).
+    """
+    import joblib
+
+    calls = list(calls)
+    chosen = {"n_jobs": n_jobs, **({"backend": backend} if backend else {})}
+    with joblib.parallel_config(**chosen):
+        concurrent = max(1, min(joblib.effective_n_jobs(), len(calls)))
+        parallel = joblib.Parallel(return_as="generator_unordered")
+        # The arguments one by one, not in a tuple: Dask's backend then sends each large array
+        # to the cluster once, instead of once per call.
+        yield from parallel(joblib.delayed(_with_thread_share)(concurrent, function, *args) for args in calls)
+
+
+def _with_thread_share(concurrent: int, function: Callable, *args) -> Any:
+    with thread_share(_tasks_on_this_machine(concurrent)):
+        return function(*args)
+
+
+@contextmanager
+def thread_share(tasks: int) -> Iterator[int]:
+    """Within the block, BLAS and Numba use ``cores // tasks`` threads (at least 1); yields that number."""
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, _cores() // tasks)
+    try:
+        import numba
+    except ImportError:
+        numba = None
+    previous = numba.get_num_threads() if numba else None
+    if numba:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads):
+            yield threads
+    finally:
+        if numba:
+            numba.set_num_threads(previous)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _tasks_on_this_machine(default: int) -> int:
+    """How many tasks run at once here: in a Dask worker, the threads of all Dask workers on this host."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return default
+    workers = worker.client.scheduler_info(n_workers=-1)["workers"].values()
+    return max(1, sum(w["nthreads"] for w in workers if w["host"] == worker.ip))

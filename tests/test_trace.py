@@ -1,0 +1,136 @@
+"""trace_step: one training step layer by layer, on a copy, with numbers that match the real step."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from minicnn import SGD, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, kernels, trace
+
+
+def small_model() -> Sequential:
+    model = Sequential([
+        Input((6, 6, 1)),
+        Conv2D(4, 3, padding="same", activation="relu", seed=0),
+        MaxPool2D(2),
+        Dropout(0.25, seed=1),
+        Flatten(),
+        Dense(8, activation="relu", seed=2),
+        Dense(3, activation="softmax", seed=3),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def data(n=4):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def test_steps_follow_the_path_and_say_which_ran_fused(path):
+    model, (x, y) = small_model(), data()
+    result = trace.trace_step(model, x, y)
+    assert result.path == path
+    names = [s.name for s in result.steps]
+    if path == "fast":
+        assert names == ["conv2d+max_pooling2d+dropout", "flatten", "dense", "dense_1"]
+        assert [s.fused for s in result.steps] == [True, False, False, False]
+        assert result.steps[0].kind == "Conv2D -> MaxPooling2D -> Dropout"
+    else:
+        assert names == [layer.name for layer in model.layers]
+        assert not any(s.fused for s in result.steps)
+    assert result.steps[-2].output.shape == (4, 8) and result.input_gradient.shape == x.shape
+
+
+def test_numbers_match_the_real_step_and_the_model_is_untouched(path):
+    model, (x, y) = small_model(), data()
+    before = copy.deepcopy(model)
+    result = trace.trace_step(model, x, y)
+    for original, kept in zip(model.get_weights(), before.get_weights(), strict=True):
+        assert np.array_equal(original, kept)
+    assert model.optimizer.iterations == 0 and model.optimizer.state == {}
+
+    trained = copy.deepcopy(model)  # same dropout generators: the same masks as the trace's copy
+    loss = trained.train_on_batch(x, y)  # compiled without metrics: the loss alone, as in Keras
+    assert result.loss == pytest.approx(loss, rel=1e-6)
+    for record, (name, param, _) in zip(result.params, trained.parameters_and_gradients(), strict=True):
+        old = model.get_layer(name.split("/")[0]).params[name.split("/")[1]]
+        assert record.name == name
+        if np.linalg.norm(old) > 0:
+            expected = np.linalg.norm(param - old) / np.linalg.norm(old)
+            assert record.update_ratio == pytest.approx(expected, rel=1e-4)
+
+
+def test_statistics_and_cache_bytes_on_the_reference_path():
+    model, (x, y) = small_model(), data()
+    with kernels.use("reference"):
+        result = trace.trace_step(model, x, y)
+    assert result.input.mean == pytest.approx(float(x.mean())) and result.input.zeros == 0.0
+    dense = next(s for s in result.steps if s.name == "dense")
+    # Dense caches its input (4, 36) and its relu output (4, 8), float32.
+    assert dense.cache_bytes == (4 * 36 + 4 * 8) * 4
+    relu_zeros = next(s for s in result.steps if s.name == "conv2d").output.zeros
+    assert 0 < relu_zeros < 1
+    assert result.steps[-1].gradient.mean == pytest.approx(0.0, abs=1e-7)  # rows of p - y sum to 0
+
+
+def test_a_healthy_untrained_model_gets_no_warnings():
+    model, (x, y) = small_model(), data()
+    result = trace.trace_step(model, x, y)
+    assert result.warnings == [] and "no warnings" in str(result)
+    assert abs(result.loss - result.ln_k) < 0.5
+
+
+def test_dead_relus_are_named():
+    model, (x, y) = small_model(), data()
+    model.get_layer("conv2d").params["bias"][:] = -100.0  # every unit below zero on every input
+    result = trace.trace_step(model, x, y)
+    assert any(w.startswith("dead ReLUs in conv2d") and "4 of 4 units" in w for w in result.warnings)
+
+
+def test_a_loss_far_from_ln_k_is_flagged():
+    model, (x, y) = small_model(), data()
+    model.get_layer("dense_1").params["kernel"] *= 100.0
+    result = trace.trace_step(model, x, y)
+    assert any("far from ln K = 1.099" in w for w in result.warnings)
+
+
+def test_vanishing_gradients_and_tiny_steps_are_flagged():
+    layers = [Input((10,))] + [Dense(10, activation="relu", seed=i) for i in range(6)] + [
+        Dense(3, activation="softmax", seed=9)]
+    model = Sequential(layers)
+    for layer in model.layers[:-1]:
+        layer.params["kernel"] *= 0.05
+        layer.params["bias"][:] = 0.01  # alive, but each layer shrinks the gradient 20-fold
+    model.compile(SGD(1e-6), "sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).random((4, 10)).astype(np.float32), [0, 1, 2, 0]
+    result = trace.trace_step(model, x, y)
+    assert any(w.startswith("vanishing gradients") for w in result.warnings)
+    assert any(w.startswith("tiny step") for w in result.warnings)
+
+
+def test_a_large_learning_rate_is_flagged():
+    model, (x, y) = small_model(), data()
+    model.compile(SGD(50.0), "sparse_categorical_crossentropy")
+    result = trace.trace_step(model, x, y)
+    assert any(w.startswith("large step") for w in result.warnings)
+
+
+def test_values_prints_every_number_of_a_tiny_step():
+    model = Sequential([Input((3,)), Dense(2, activation="softmax", seed=0)])
+    x = np.array([[0.5, -1.25, 2.0]], dtype=np.float32)
+    result = trace.trace_step(model, x, [1], values=True)
+    text = str(result)
+    assert "[[ 0.5  -1.25  2.  ]]" in text
+    kernel_update = result.values["dense/kernel update"]
+    assert kernel_update.shape == (3, 2) and np.all(kernel_update != 0)
+    assert np.allclose(result.values["dense/kernel gradient"], x.T @ result.values["dense gradient"])
+    with pytest.raises(ValueError, match="values=True would print"):
+        trace.trace_step(small_model(), *data(n=600), values=True)
+
+
+def test_bad_input_names_trace_step():
+    with pytest.raises(ValueError, match="trace_step: expected x of shape"):
+        trace.trace_step(small_model(), np.zeros((2, 5, 5, 1), np.float32), [0, 1])
+    with pytest.raises(ValueError, match="trace_step: x has 2 samples but y has 3"):
+        trace.trace_step(small_model(), np.zeros((2, 6, 6, 1), np.float32), [0, 1, 2])
