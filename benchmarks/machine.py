@@ -83,14 +83,13 @@ def describe_cpu(cpu: dict) -> str:
 
 
 def blas_info() -> list[dict]:
-    """The BLAS libraries of NumPy and SciPy, from threadpoolctl: library, version, kernel, threads.
+    """The BLAS libraries loaded (NumPy's), from threadpoolctl: library, version, kernel, threads.
 
     OpenBLAS picks its kernels (``architecture``, e.g. ``SkylakeX``, ``Zen``,
     ``Haswell``) from the CPU it sees at load time, unless ``OPENBLAS_CORETYPE``
     forces one; a CPU newer than the OpenBLAS build may get an older kernel.
     """
     import numpy  # noqa: F401  (loads the BLAS threadpoolctl inspects)
-    import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS: np.dot inside minicnn's Numba kernels)
     from threadpoolctl import threadpool_info
 
     keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer", "filepath")

@@ -40,16 +40,3 @@ def test_pooled_conv_backward_is_the_same_with_one_or_two_threads():
         np.testing.assert_array_equal(dW, results[0][0])  # fixed chunks: the same sums in the same order
         np.testing.assert_array_equal(dx, results[0][1])
 
-
-def test_blocked_forward_leaves_the_blas_thread_counts_as_they_were():
-    from threadpoolctl import threadpool_info
-
-    def blas_threads():
-        return sorted((p["filepath"], p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas")
-
-    rng = np.random.default_rng(1)
-    x, W = rng.random((3, 6, 6, 8)).astype(np.float32), rng.random((3, 3, 8, 4)).astype(np.float32)
-    fast.conv_pool_forward_blocked(x, W, 1, (1, 1, 1, 1), 2, 2)  # loads every BLAS it uses
-    before = blas_threads()
-    fast.conv_pool_forward_blocked(x, W, 1, (1, 1, 1, 1), 2, 2)
-    assert blas_threads() == before

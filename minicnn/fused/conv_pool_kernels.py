@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (the BLAS behind np.dot in Numba, loaded for threadpoolctl)
 from numba import njit, prange, set_parallel_chunksize
-from threadpoolctl import ThreadpoolController
 
 from minicnn.kernels import conv_output_size
+from minicnn.kernels.im2col import _im2col_kernel
+from minicnn.kernels.maxpool import _maxpool_forward_kernel
 
 # --------------------------------------------------------------------------- bias, ReLU and dropout
 # One thread on purpose: these passes move a few MB and one core already reaches the memory
@@ -150,9 +150,9 @@ def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tup
     return out, argmax
 
 
-BLOCK_BYTES = 2**20
-"""Size of one block's im2col matrix in :func:`conv_pool_forward_blocked`: one core's L2 cache
-on current x86 CPUs (1 MB on AMD Zen 4/5, 1-2 MB on recent Intel cores)."""
+BLOCK_BYTES = 4 * 2**20
+"""Size of one block's im2col matrix in :func:`conv_pool_forward_blocked`: within a core's L2
+plus its share of L3 on current x86 CPUs, and large enough for BLAS to run at full speed."""
 
 
 def images_per_block(oh: int, ow: int, window: int, itemsize: int) -> int:
@@ -160,106 +160,42 @@ def images_per_block(oh: int, ow: int, window: int, itemsize: int) -> int:
     return max(1, BLOCK_BYTES // (oh * ow * window * itemsize))
 
 
-@njit(cache=True, error_model="numpy")
-def _im2col_image(x_n, kh, kw, stride, top, left, oh, ow, cols):  # pragma: no cover - compiled
-    """im2col of one image x_n (H, W, C) into cols (OH*OW, KH*KW*C), zeros where the window is on padding."""
-    h, w, c = x_n.shape
-    for i in range(oh):
-        for j in range(ow):
-            row = cols[i * ow + j]
-            for di in range(kh):
-                r = i * stride + di - top
-                for dj in range(kw):
-                    s = j * stride + dj - left
-                    run = row[(di * kw + dj) * c:(di * kw + dj + 1) * c]
-                    if 0 <= r < h and 0 <= s < w:
-                        run[:] = x_n[r, s]
-                    else:
-                        run[:] = 0.0
-
-
-@njit(cache=True, error_model="numpy")
-def _maxpool_image(z, pool, pool_stride, out_n, argmax_n):  # pragma: no cover - compiled
-    """Max-pool one image's convolution z (OH, OW, F) into out_n and argmax_n (PH, PW, F)."""
-    ph, pw, f_total = out_n.shape
-    for pi in range(ph):
-        for pj in range(pw):
-            best, best_k = out_n[pi, pj], argmax_n[pi, pj]
-            best[:] = z[pi * pool_stride, pj * pool_stride]
-            best_k[:] = 0
-            for ai in range(pool):
-                for aj in range(pool):
-                    window, k = z[pi * pool_stride + ai, pj * pool_stride + aj], ai * pool + aj
-                    for f in range(f_total):
-                        if window[f] > best[f]:  # strict: on ties the first maximum stays
-                            best[f] = window[f]
-                            best_k[f] = k
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _conv_pool_blocks_kernel(x, Wm, kh, kw, stride, top, left, oh, ow, pool, pool_stride, block,
-                             pooled, argmax):  # pragma: no cover - compiled
-    n, f = x.shape[0], Wm.shape[1]
-    rows = oh * ow  # im2col rows per image
-    for t in prange((n + block - 1) // block):
-        start, stop = t * block, min(n, (t + 1) * block)
-        cols = np.empty(((stop - start) * rows, Wm.shape[0]), dtype=x.dtype)
-        for i in range(start, stop):
-            first = (i - start) * rows
-            _im2col_image(x[i], kh, kw, stride, top, left, oh, ow, cols[first:first + rows])
-        z = np.dot(cols, Wm)  # one thread's BLAS product on an L2-sized block
-        for i in range(start, stop):
-            _maxpool_image(z[(i - start) * rows:(i - start + 1) * rows].reshape(oh, ow, f), pool, pool_stride,
-                           pooled[i], argmax[i])
-
-
-_blas = None
-
-
-def _one_blas_thread():
-    """A threadpoolctl limiter: every BLAS library on one thread until ``restore_original_limits()``."""
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController()  # created on first use, after Numba's np.dot loaded SciPy's BLAS
-    return _blas.limit(limits=1, user_api="blas")
-
-
 @one_image_at_a_time
 def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                               pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """``maxpool(im2col(x) @ W)`` a block of images at a time, each block on one thread, in its cache.
+    """``maxpool(im2col(x) @ W)`` a block of images at a time, so the im2col matrix stays in cache.
 
     At batch 128 the second convolution of the MNIST model has a (25088, 288) im2col
     matrix: 29 MB, larger than any per-core cache, written to memory and read back by
     the product, whose (25088, 64) result goes through memory once more on its way to
-    the pooling. Here one parallel loop hands out blocks of images (``BLOCK_BYTES`` of
-    im2col rows, 4 images here) to the threads as they come free, and each thread runs
-    the whole pipeline on its block in its own L2 cache::
+    the pooling. Block by block (``BLOCK_BYTES`` of im2col rows, 16 images here), in
+    buffers reused from block to block, all of it stays in the caches::
 
-        cols = im2col(x[block]);  xw = cols @ W        # a one-thread BLAS product
-        pooled[block], argmax[block] = maxpool(xw)
+        for each block of images:
+            cols = im2col(x[block]);  xw = cols @ W   # BLAS
+            pooled[block], argmax[block] = maxpool(xw)
 
-    One parallel region instead of three per block (im2col, a multi-threaded BLAS call,
-    pooling), each of which makes every thread wait for the slowest: on a shared machine a
-    thread that another process delays holds up only its own block. BLAS is held to one
-    thread meanwhile, since the blocks run in parallel. The products and maxima are those
-    of the whole batch at once. x: (N, H, W, C), W: (KH, KW, C, F); returns ``(pooled,
-    argmax)`` of shape (N, PH, PW, F).
+    The products and maxima are those of the whole batch at once. x: (N, H, W, C),
+    W: (KH, KW, C, F); returns ``(pooled, argmax)`` of shape (N, PH, PW, F).
     """
-    top, _, left, _ = pads
+    top, bottom, left, right = pads
     n = x.shape[0]
     kh, kw, c, f = W.shape
     oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
     ph, pw = conv_output_size(oh, pool, pool_stride), conv_output_size(ow, pool, pool_stride)
     pooled = np.empty((n, ph, pw, f), dtype=x.dtype)
     argmax = np.empty((n, ph, pw, f), dtype=np.uint8)
-    block = images_per_block(oh, ow, kh * kw * c, x.itemsize)
-    limiter = _one_blas_thread()
-    try:
-        _conv_pool_blocks_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W).reshape(-1, f), kh, kw,
-                                 stride, top, left, oh, ow, pool, pool_stride, block, pooled, argmax)
-    finally:
-        limiter.restore_original_limits()
+    block = min(n, images_per_block(oh, ow, kh * kw * c, x.itemsize))
+    cols = np.empty((block, oh, ow, kh, kw, c), dtype=x.dtype)
+    xw = np.empty((block, oh, ow, f), dtype=x.dtype)
+    Wm = np.ascontiguousarray(W).reshape(-1, f)
+    x = np.ascontiguousarray(x)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        b = stop - start  # the last block may be shorter
+        _im2col_kernel(x[start:stop], kh, kw, stride, stride, top, left, cols[:b])
+        np.matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
+        _maxpool_forward_kernel(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
     return pooled, argmax
 
 
