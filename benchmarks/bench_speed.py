@@ -42,6 +42,7 @@ import importlib.util
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -275,6 +276,9 @@ def machine_module():
 
 
 def drive(args: argparse.Namespace) -> None:
+    # A terminated driver raises SystemExit instead of dying at once, so subprocess.run
+    # kills the running worker and the background load stops with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"{__file__}: terminated"))
     frameworks = [f for f in FRAMEWORKS if f != "keras" or keras_available()]
     if "keras" not in frameworks:
         print("TensorFlow/Keras not installed (pip install -e '.[keras]'): measuring minicnn only.")

@@ -178,7 +178,7 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
     The products and maxima are those of the whole batch at once. x: (N, H, W, C),
     W: (KH, KW, C, F); returns ``(pooled, argmax)`` of shape (N, PH, PW, F).
     """
-    top, bottom, left, right = pads
+    top, _, left, _ = pads
     n = x.shape[0]
     kh, kw, c, f = W.shape
     oh, ow = _conv_geometry(x.shape, W.shape, stride, pads)
