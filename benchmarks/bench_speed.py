@@ -2,6 +2,8 @@
 
     python benchmarks/bench_speed.py                 # full: 56,000-image epochs, 3 repeats
     python benchmarks/bench_speed.py --quick         # a smoke run of a minute or two
+    python benchmarks/bench_speed.py --threads 1 2   # also one thread: parallel efficiency
+    python benchmarks/bench_speed.py --background-load 1   # beside one busy process
 
 Each measurement runs in a fresh subprocess (``--worker``), so each framework
 keeps its own thread settings (minicnn's are set when it is imported, and
@@ -20,16 +22,27 @@ repetitions of:
 
 minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
 steps) is measured too, on fewer images, so students see what the fast path buys.
-Results go to ``--out`` as ``speed.json`` and ``speed.md``.
+
+With several ``--threads`` counts every framework runs at each, and the
+report adds the parallel efficiency ``images/s at T threads / (T * images/s
+at 1 thread)``. ``--background-load N`` keeps N busy processes (pure Python
+loops) running beside the measurement, as on a shared machine; they stop
+when the benchmark ends, or by themselves after ``BUSY_LIMIT_S`` seconds if
+it dies. Before any of that, ``machine.py`` records the CPU (model, family,
+model number, flags), NumPy's BLAS kernel and the machine's measured sgemm
+GFLOP/s and memory bandwidth. Results go to ``--out`` as ``speed.json`` and
+``speed.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
-import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +52,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 FRAMEWORKS = ("minicnn", "minicnn-numpy", "keras")
+KERNELS_ENV = {"minicnn": "fast", "minicnn-numpy": "reference"}
+"""``MINICNN_KERNELS`` for each minicnn variant: the fast path and the NumPy reference."""
+BUSY_LIMIT_S = 4 * 3600
+"""A background-load process stops by itself after this long, or as soon as the benchmark is gone."""
 
 
 # --------------------------------------------------------------------------- workers (subprocesses)
@@ -133,24 +150,51 @@ def worker(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- the driver
 
 
-def spawn(framework: str, args: argparse.Namespace, numba_cache: str, train_images: int) -> dict:
+def spawn(framework: str, args: argparse.Namespace, threads: int, numba_cache: str,
+          train_images: int) -> dict:
     env = dict(os.environ)
-    threads = str(args.threads)
-    env.update(NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
-               NUMBA_CACHE_DIR=numba_cache, TF_CPP_MIN_LOG_LEVEL="2")
-    env["MINICNN_KERNELS"] = "reference" if framework == "minicnn-numpy" else "fast"
+    env.update(NUMBA_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               OMP_NUM_THREADS=str(threads), NUMBA_CACHE_DIR=numba_cache, TF_CPP_MIN_LOG_LEVEL="2")
+    if framework in KERNELS_ENV:
+        env["MINICNN_KERNELS"] = KERNELS_ENV[framework]
     cmd = [sys.executable, __file__, "--worker", framework, "--epochs", str(args.epochs),
            "--train-images", str(train_images), "--test-images", str(args.test_images),
-           "--batch-size", str(args.batch_size), "--threads", threads]
+           "--batch-size", str(args.batch_size), "--threads", str(threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{framework} worker failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def keras_available() -> bool:
-    import importlib.util
+BUSY_LOOP = """
+import os, sys, time
+parent, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+while os.getppid() == parent and time.monotonic() < deadline:
+    for _ in range(100_000):
+        pass
+"""
 
+
+@contextlib.contextmanager
+def background_load(processes: int):
+    """Keep ``processes`` busy processes running for the duration of the ``with`` block.
+
+    Each spins in a pure Python loop (one core's worth of load) and checks
+    every few milliseconds whether this process is still its parent and its
+    ``BUSY_LIMIT_S`` are not over, so none outlives the benchmark for long.
+    """
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(os.getpid()), str(BUSY_LIMIT_S)])
+            for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for p in busy:
+            p.terminate()
+        for p in busy:
+            p.wait()
+
+
+def keras_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
 
 
@@ -172,57 +216,95 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
+def parallel_efficiency(by_threads: dict[int, dict[str, dict]]) -> dict[str, dict[int, dict[str, float]]]:
+    """Per framework and thread count T > 1: ``images/s at T / (T * images/s at 1 thread)``.
+
+    Training and inference separately; empty unless one thread was measured.
+    """
+    if 1 not in by_threads:
+        return {}
+    single = by_threads[1]
+    return {f: {t: {k: by_threads[t][f][key] / (t * single[f][key])
+                    for k, key in (("train", "train_images_per_s"), ("predict", "predict_images_per_s"))}
+                for t in by_threads if t > 1}
+            for f in single}
+
+
 def markdown(results: dict) -> str:
-    s = results["summary"]
     m, c = results["machine"], results["config"]
-    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores), {c['threads']} threads, "
-             f"batch {c['batch_size']}, medians of {c['repeats']} repetitions.", "",
-             "| | training images/s | s per 56k-image epoch | first-epoch overhead (cold / warm) "
-             "| inference images/s | peak memory |", "|---|---:|---:|---:|---:|---:|"]
-    for name, row in s.items():
-        lines.append(f"| {name} | {row['train_images_per_s']:,.0f} "
-                     f"| {row['seconds_per_56000_image_epoch']:.1f} "
-                     f"| {row['first_epoch_overhead_cold_s']:.1f} s / {row['first_epoch_overhead_s']:.1f} s "
-                     f"| {row['predict_images_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} MB |")
-    if "keras" in s:
-        train = s["minicnn"]["train_images_per_s"] / s["keras"]["train_images_per_s"]
-        infer = s["minicnn"]["predict_images_per_s"] / s["keras"]["predict_images_per_s"]
-        lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x."]
+    blas = ", ".join(f"{b['library']}: {b['internal_api']} {b['version']} ({b['architecture']} kernels)"
+                     for b in m["blas"])
+    lim = m["limits"]
+    lines = [f"Measured {results['date']} on {machine_module().describe_cpu(m['cpu'])}, {m['cores']} cores; "
+             f"batch {c['batch_size']}, medians of {c['repeats']} repetitions, "
+             f"background load: {c['background_load']} busy process(es).", "",
+             f"Machine limits with {m['limits_threads']} threads ({blas}"
+             + (f"; {', '.join(f'{k}={v}' for k, v in m['blas_environment'].items())}"
+                if m["blas_environment"] else "")
+             + f"): sgemm {lim['sgemm_conv2_gflops']:.0f} GFLOP/s on the conv2 shape "
+             f"25088x288 @ 288x64, {lim['sgemm_square_gflops']:.0f} GFLOP/s on 2048x2048; "
+             f"memory copy {lim['copy_gb_per_s']:.1f} GB/s (read + write)."]
+    for threads, summary in results["by_threads"].items():
+        lines += ["", f"{threads} thread(s):", "",
+                  "| | training images/s | s per 56k-image epoch | first-epoch overhead (cold / warm) "
+                  "| inference images/s | peak memory |", "|---|---:|---:|---:|---:|---:|"]
+        for name, row in summary.items():
+            lines.append(f"| {name} | {row['train_images_per_s']:,.0f} "
+                         f"| {row['seconds_per_56000_image_epoch']:.1f} "
+                         f"| {row['first_epoch_overhead_cold_s']:.1f} s "
+                         f"/ {row['first_epoch_overhead_s']:.1f} s "
+                         f"| {row['predict_images_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} MB |")
+        if "keras" in summary:
+            train = summary["minicnn"]["train_images_per_s"] / summary["keras"]["train_images_per_s"]
+            infer = summary["minicnn"]["predict_images_per_s"] / summary["keras"]["predict_images_per_s"]
+            lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x."]
+    efficiency = results["parallel_efficiency"]
+    if efficiency:
+        lines += ["", "Parallel efficiency, images/s at T threads / (T x images/s at 1 thread):", "",
+                  "| | threads | training | inference |", "|---|---:|---:|---:|"]
+        lines += [f"| {f} | {t} | {e['train']:.0%} | {e['predict']:.0%} |"
+                  for f, per_t in efficiency.items() for t, e in per_t.items()]
     return "\n".join(lines) + "\n"
 
 
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+def machine_module():
+    """``benchmarks/machine.py``, loaded from beside this file (the benchmarks are scripts, no package)."""
+    spec = importlib.util.spec_from_file_location("machine", Path(__file__).with_name("machine.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def drive(args: argparse.Namespace) -> None:
+    # A terminated driver raises SystemExit instead of dying at once, so subprocess.run
+    # kills the running worker and the background load stops with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"{__file__}: terminated"))
     frameworks = [f for f in FRAMEWORKS if f != "keras" or keras_available()]
     if "keras" not in frameworks:
         print("TensorFlow/Keras not installed (pip install -e '.[keras]'): measuring minicnn only.")
-    runs: dict[str, list[dict]] = {f: [] for f in frameworks}
-    with tempfile.TemporaryDirectory() as numba_cache:
+    print("measuring the machine's limits ...", flush=True)
+    machine = machine_module().describe_in_subprocess(threads=max(args.threads))
+    runs: dict[int, dict[str, list[dict]]] = {t: {f: [] for f in frameworks} for t in args.threads}
+    with tempfile.TemporaryDirectory() as numba_cache, background_load(args.background_load):
         for rep in range(args.repeats):
-            for framework in frameworks:
-                images = args.train_images // 4 if framework == "minicnn-numpy" else args.train_images
-                run = spawn(framework, args, numba_cache, images)
-                runs[framework].append(run)
-                epochs = ", ".join(f"{s:.1f}" for s in run["epoch_seconds"])
-                print(f"repeat {rep + 1}/{args.repeats} {framework:14s} epochs [{epochs}] s on "
-                      f"{run['train_images']} images; predict {run['predict_seconds']:.2f} s", flush=True)
+            for threads in args.threads:
+                for framework in frameworks:
+                    images = args.train_images // 4 if framework == "minicnn-numpy" else args.train_images
+                    run = spawn(framework, args, threads, numba_cache, images)
+                    runs[threads][framework].append(run)
+                    epochs = ", ".join(f"{s:.1f}" for s in run["epoch_seconds"])
+                    print(f"repeat {rep + 1}/{args.repeats} {threads} thread(s) {framework:14s} epochs "
+                          f"[{epochs}] s on {run['train_images']} images; "
+                          f"predict {run['predict_seconds']:.2f} s", flush=True)
+    by_threads = {t: {f: summarize(r) for f, r in per_t.items()} for t, per_t in runs.items()}
     results = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": machine,
         "config": {k: getattr(args, k) for k in ("train_images", "test_images", "epochs", "batch_size",
-                                                   "threads", "repeats")},
-        "summary": {f: summarize(r) for f, r in runs.items()},
+                                                   "threads", "repeats", "background_load")},
+        "summary": by_threads[max(args.threads)],
+        "by_threads": by_threads,
+        "parallel_efficiency": parallel_efficiency(by_threads),
         "runs": runs,
     }
     out = Path(args.out)
@@ -230,7 +312,7 @@ def drive(args: argparse.Namespace) -> None:
     from minicnn.files import atomic_write
 
     atomic_write(out / "speed.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
-    table = markdown(results)
+    table = markdown(json.loads(json.dumps(results)))
     atomic_write(out / "speed.md", lambda f: f.write(table.encode()))
     print()
     print(table)
@@ -243,7 +325,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-images", type=int, default=10000, help="images for inference")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first counts as warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every framework")
+    parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count()],
+                        help="threads for every framework; several counts (e.g. 1 2) measure each")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="busy processes to run beside the measurement")
     parser.add_argument("--repeats", type=int, default=3, help="runs per framework, alternating")
     parser.add_argument("--quick", action="store_true", help="small epochs and one repeat, for a smoke test")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"), help="output directory")
@@ -253,6 +338,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.train_images, args.test_images, args.epochs, args.repeats = 4096, 2048, 2, 1
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
+    if any(t < 1 for t in args.threads) or len(set(args.threads)) != len(args.threads):
+        parser.error(f"--threads must be distinct positive counts; got {args.threads}")
+    if args.background_load < 0:
+        parser.error(f"--background-load must be 0 or more processes; got {args.background_load}")
+    if args.worker:
+        (args.threads,) = args.threads
+    else:
+        args.threads = sorted(args.threads)
     return args
 
 

@@ -30,9 +30,9 @@ def maxpool_forward_reference(x: np.ndarray, pool: int, stride: int) -> tuple[np
     for di in range(pool):
         for dj in range(pool):
             window = x[:, window_slice(di, oh, stride), window_slice(dj, ow, stride), :]
-            better = window > out
-            out[better] = window[better]
-            argmax[better] = di * pool + dj
+            better = window > out  # strict: on ties the first maximum stays
+            out = np.where(better, window, out)  # whole-array selects: boolean indexing is much slower
+            argmax = np.where(better, np.uint8(di * pool + dj), argmax)
     return out, argmax
 
 

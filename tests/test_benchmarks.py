@@ -1,0 +1,82 @@
+"""Helpers of benchmarks/machine.py, bench_speed.py and profile_layers.py that compute reported figures."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC 9R14
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw
+
+processor\t: 1
+vendor_id\t: OtherVendor
+cpu family\t: 6
+"""
+
+
+def load(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # profile_layers imports machine from beside it
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_cpu_info_reads_the_first_processor():
+    cpu = load("machine").cpu_info(CPUINFO)
+    assert (cpu["model_name"], cpu["vendor"], cpu["family"], cpu["model"], cpu["stepping"]) == (
+        "AMD EPYC 9R14", "AuthenticAMD", 25, 17, 1)
+    assert cpu["simd"] == ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"]
+    assert "fpu" in cpu["flags"]
+
+
+def test_describe_cpu_names_family_model_and_simd():
+    machine = load("machine")
+    line = machine.describe_cpu(machine.cpu_info(CPUINFO))
+    assert line == "AMD EPYC 9R14 (family 25, model 17; sse4_2, avx, avx2, fma, avx512f, avx512bw)"
+
+
+def test_parallel_efficiency_relative_to_one_thread():
+    bench = load("bench_speed")
+    row = lambda train, predict: {"train_images_per_s": train, "predict_images_per_s": predict}  # noqa: E731
+    by_threads = {1: {"minicnn": row(100.0, 400.0)}, 2: {"minicnn": row(150.0, 800.0)}}
+    assert bench.parallel_efficiency(by_threads) == {"minicnn": {2: {"train": 0.75, "predict": 1.0}}}
+    assert bench.parallel_efficiency({2: by_threads[2]}) == {}
+
+
+@pytest.mark.parametrize("bad", [["--threads", "0"], ["--threads", "2", "2"], ["--background-load", "-1"]])
+def test_bad_benchmark_arguments_are_refused(bad):
+    with pytest.raises(SystemExit):
+        load("bench_speed").parse_args(bad)
+
+
+def test_flops_of_a_pooled_convolution_without_input_gradient():
+    profile = load("profile_layers")
+    from minicnn.layers import Conv2D
+
+    conv = Conv2D(64, 3, padding="same", activation="relu")
+    conv.build((14, 14, 32))
+    block = type("Block", (), {"conv": conv, "input_gradient": False})()
+    forward, backward = profile.flops(block, (128, 14, 14, 32))
+    assert forward == 2 * 128 * 14 * 14 * 3 * 3 * 32 * 64
+    assert backward == forward  # dW only
+    assert profile.flops(conv, (128, 14, 14, 32))[1] == 2 * forward
+
+
+def test_nbytes_counts_a_reshaped_view_once():
+    profile = load("profile_layers")
+    a = np.zeros((4, 8), dtype=np.float32)
+    b = np.ones(3, dtype=np.float64)
+    assert profile.nbytes(a, {"view": a.reshape(-1), "other": [b, None]}) == a.nbytes + b.nbytes
