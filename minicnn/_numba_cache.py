@@ -1,16 +1,17 @@
 """A writable folder for Numba's cache of compiled kernels, chosen before any kernel exists.
 
-The kernels are ``@njit(cache=True)``, and Numba picks their cache folder when the
-decorator runs, at import: ``$NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside the
-source, else ``~/.cache/numba``. With none writable (a read-only install and no writable
-home: a container, a shared cluster install) ``import minicnn`` itself would fail with
-``RuntimeError: cannot cache function ...: no locator available``.
+The kernels are cached Numba functions (``minicnn.kernels.compiled``), and Numba picks
+their cache folder when the decorator runs, at import: ``$NUMBA_CACHE_DIR`` if set, else
+``__pycache__`` beside the source, else ``~/.cache/numba``. With none writable (a read-only
+install and no writable home: a container, a shared cluster install) ``import minicnn``
+itself would fail with ``RuntimeError: cannot cache function ...: no locator available``.
 
 So when the user has not set ``NUMBA_CACHE_DIR`` and the package folder is not writable,
 this module sets ``NUMBA_CACHE_DIR`` to the first writable of
 ``$XDG_CACHE_HOME/minicnn/numba``, ``~/.cache/minicnn/numba`` and a private
-``<temp dir>/minicnn-numba-<uid>``. With none of them writable, minicnn's kernels run
-without a cache (compiled anew in each process) and a warning says so once.
+``<temp dir>/minicnn-numba-<uid>``. With none of them writable, :data:`CACHE` is False:
+minicnn's kernels (``minicnn.kernels.compiled``) run without a cache, compiled anew in
+each process, and a warning says so once.
 """
 
 from __future__ import annotations
@@ -74,36 +75,27 @@ def _fallback_dir() -> Path | None:
     return temp if temp is not None and _writable(temp) else None
 
 
-def _disable_caching_of_minicnn_kernels() -> None:
-    """Make ``cache=True`` a no-op for minicnn's own functions (other libraries' stay cached)."""
-    from numba.core.dispatcher import Dispatcher
+def configure() -> bool:
+    """Choose the cache folder as the module docstring says; run before any kernel is defined.
 
-    enable_caching = Dispatcher.enable_caching
-
-    def enable_caching_outside_minicnn(self) -> None:
-        if not self.py_func.__module__.startswith("minicnn."):
-            enable_caching(self)
-
-    Dispatcher.enable_caching = enable_caching_outside_minicnn
-
-
-def configure() -> None:
-    """Choose the cache folder as the module docstring says; run before any kernel is defined."""
+    Returns whether the kernels can be cached.
+    """
     if os.environ.get("NUMBA_CACHE_DIR") or _writable(PACKAGE_DIR / "__pycache__"):
-        return
+        return True
     folder = _fallback_dir()
     if folder is None:
-        _disable_caching_of_minicnn_kernels()
         warnings.warn(
             f"minicnn: no writable folder for Numba's cache (the package folder {PACKAGE_DIR}, "
             "$XDG_CACHE_HOME, ~/.cache and the temp folder are not), so kernels are compiled "
             "anew in every process. Set NUMBA_CACHE_DIR to a writable folder to keep them.",
             RuntimeWarning, stacklevel=2,
         )
-        return
+        return False
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
     if "numba.core.config" in sys.modules:  # Numba read its settings before minicnn came
         sys.modules["numba.core.config"].reload_config()
+    return True
 
 
-configure()
+CACHE = configure()
+"""Whether minicnn's kernels are cached on disk (``cache=`` of every ``njit``)."""

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from numba import njit
 
 from minicnn import schedules
-from minicnn.kernels import pair
+from minicnn.kernels import compiled, pair
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
@@ -203,7 +202,7 @@ def adam_update_reference(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v:
     param -= f(alpha) * m / (np.sqrt(v) + f(epsilon))
 
 
-@njit(cache=True, error_model="numpy")  # no zero-division checks, so the loop vectorizes
+@compiled()  # no zero-division checks, so the loop vectorizes
 def _adam_kernel(param, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2,
                  epsilon):  # pragma: no cover - compiled
     # Serial on purpose: waking the thread pool costs more than the update of one tensor.

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit, prange, set_parallel_chunksize
+from numba import prange, set_parallel_chunksize
 
-from minicnn.kernels import conv_output_size
+from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
 
@@ -24,7 +24,7 @@ from minicnn.kernels.maxpool import _maxpool_forward_kernel
 # may be holding up. (They also compile in a fraction of a parallel kernel's time.)
 
 
-@njit(cache=True, error_model="numpy")
+@compiled()
 def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - compiled
     rows, f = pooled.shape
     for r in range(rows):
@@ -45,7 +45,7 @@ def bias_relu_dropout_numba(pooled: np.ndarray, b: np.ndarray,
     return out, a
 
 
-@njit(cache=True, error_model="numpy")
+@compiled()
 def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
     for i in range(dout.shape[0]):
         d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
@@ -92,7 +92,7 @@ def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> 
             conv_output_size(x_shape[2], W_shape[1], stride, left, right))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _conv_pool_forward_small_kernel(x, W, stride, top, left, pool, pool_stride,
                              out, argmax):  # pragma: no cover - compiled
     n_total, ph, pw, f_total = out.shape
@@ -199,7 +199,7 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
     return pooled, argmax
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, pool_stride,
                                  dWt_parts, dxp_rows, input_gradient):  # pragma: no cover - compiled
     # Rows are flattened over (column, channel), so one kernel row of a window is one
@@ -236,7 +236,7 @@ def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, poo
                                     dx_run[q] += g * W_run[q]
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _conv_pool_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride,
                                        dW_parts, dxp, input_gradient):  # pragma: no cover - compiled
     # For small windows: per pooled position, the gradients are sorted by window offset into

@@ -71,6 +71,21 @@ def use(path: str) -> Iterator[str]:
         _active.reset(token)
 
 
+def compiled(parallel: bool = False) -> Callable[[F], F]:
+    """Numba's ``njit`` as every minicnn kernel uses it.
+
+    ``cache``: compiled once and cached on disk, wherever :mod:`minicnn._numba_cache`
+    found a writable folder; ``error_model="numpy"``: no Python-style zero-division
+    checks, which would stop loops from vectorizing (no kernel divides by anything that
+    can be 0). ``parallel=True`` for kernels with ``prange`` loops.
+    """
+    from numba import njit
+
+    from minicnn._numba_cache import CACHE
+
+    return njit(parallel=parallel, cache=CACHE, error_model="numpy")
+
+
 def pair(reference: F, numba: F) -> F:
     """A function that calls ``reference`` on the reference path and ``numba`` on the fast path."""
 

@@ -6,18 +6,17 @@ compiled loops; ``im2col`` / ``col2im`` call one or the other by the active path
 (:mod:`minicnn.kernels`). Images are (N, H, W, C); ``pads = (top, bottom, left, right)``;
 ``stride`` is one int for both axes or a ``(rows, columns)`` pair.
 
-The Numba kernels are compiled on first use and cached on disk (``cache=True``).
-Each loops over the batch with ``prange``; every sample writes only its own slice
-of the output, so the parallel loops never race. ``error_model="numpy"`` drops
-Python's zero-division checks, which would stop loops from vectorizing.
+The Numba kernels (``@compiled``: cached on disk, no zero-division checks) each loop
+over the batch with ``prange``; every sample writes only its own slice of the output,
+so the parallel loops never race.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from minicnn.kernels import conv_output_size, pair, window_slice
+from minicnn.kernels import compiled, conv_output_size, pair, window_slice
 
 
 def strides_pair(stride: int | tuple[int, int]) -> tuple[int, int]:
@@ -48,7 +47,7 @@ def im2col_reference(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, i
     return cols
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _im2col_kernel(x, kh, kw, sh, sw, top, left, cols):  # pragma: no cover - compiled
     n, h, w, c = x.shape
     oh, ow = cols.shape[1], cols.shape[2]
@@ -98,7 +97,7 @@ def col2im_reference(dcols: np.ndarray, x_shape: tuple, stride: int | tuple[int,
     return dxp[:, top : top + h, left : left + w, :]
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _col2im_kernel(dcols, sh, sw, top, left, dx):  # pragma: no cover - compiled
     n, h, w, c = dx.shape
     oh, ow, kh, kw = dcols.shape[1], dcols.shape[2], dcols.shape[3], dcols.shape[4]

@@ -8,9 +8,9 @@ call one or the other by the active path (:mod:`minicnn.kernels`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from minicnn.kernels import conv_output_size, pair, window_slice
+from minicnn.kernels import compiled, conv_output_size, pair, window_slice
 
 
 def maxpool_forward_reference(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,7 @@ def maxpool_backward_reference(
     return dx
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _maxpool_forward_kernel(x, pool, stride, out, argmax):  # pragma: no cover - compiled
     n, oh, ow, c = out.shape
     for b in prange(n):
@@ -83,7 +83,7 @@ def maxpool_forward_numba(x: np.ndarray, pool: int, stride: int) -> tuple[np.nda
     return out, argmax
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@compiled(parallel=True)
 def _maxpool_backward_kernel(dout, argmax, pool, stride, dx):  # pragma: no cover - compiled
     n, oh, ow, c = dout.shape
     for b in prange(n):
