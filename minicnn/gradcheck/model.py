@@ -11,7 +11,7 @@ import numpy as np
 from minicnn import fused
 from minicnn.gradcheck.compare import Checker
 from minicnn.gradcheck.paths import active_path, on_path, path_description
-from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem
+from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem, TensorCheck
 from minicnn.gradcheck.sections import docs_section
 from minicnn.gradcheck.steps import LossStep, Step, generator_states, restore_generators
 from minicnn.losses import CategoricalCrossentropy, to_categorical
@@ -58,7 +58,19 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
                              labels={s.name: s.label for s in steps} | {"loss": "the loss"})
     check = Checker(eps, max_checks, np.random.default_rng(seed), tolerance, _batch_size_factors(model, x))
     start = generator_states(steps)
+    checked = _check_step_by_step(steps, loss, x, check, report)
+    if checked is not None:
+        report.checks += _check_end_to_end(steps, loss, x, *checked, check, start)
+    return report
 
+
+def _check_step_by_step(steps: list[Step], loss: LossStep, x: np.ndarray, check: Checker,
+                        report: GradcheckReport) -> tuple[np.ndarray, list] | None:
+    """Each step's backward, and the loss's, against its own forward, into ``report.step_checks``.
+
+    Returns the input's analytic gradient and ``(step, analytic)`` for each checked step, from the
+    last; None when a step (or the loss) passes no gradient on, so nothing below it can be checked.
+    """
     # One forward pass, keeping each step's input and generator state, then the loss.
     inputs, states, out = [], [], x
     for step in steps:
@@ -67,7 +79,7 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
         out = step.forward(out)
     dz = loss.analytic(out, None, report.problems)
     if dz is None:
-        return report
+        return None
     report.step_checks += loss.compare(out, dz, check)
 
     # Backward, step by step: each step's analytic gradients, checked where they are made.
@@ -75,12 +87,16 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     for i in reversed(range(len(steps))):
         analytic = steps[i].analytic(inputs[i], upstream, report.problems, forward_done=True)
         if "x" not in analytic:
-            return report  # no gradient to pass on: nothing below this step, nor end to end, can be checked
+            return None  # no gradient to pass on: nothing below this step, nor end to end, can be checked
         report.step_checks += steps[i].compare(inputs[i], upstream, analytic, check, state=states[i])
         done.append((steps[i], analytic))
         upstream = analytic["x"]
+    return upstream, done
 
-    # End to end: the loss itself against the input and every parameter.
+
+def _check_end_to_end(steps: list[Step], loss: LossStep, x: np.ndarray, dx: np.ndarray, done: list,
+                      check: Checker, start: list) -> list[TensorCheck]:
+    """The loss itself against the input and every parameter, replaying the generators from ``start``."""
     def loss_and_switches() -> tuple[float, list]:
         restore_generators(start)
         out, switches = x, []
@@ -89,13 +105,12 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
             switches += step.switches()
         return loss.value(out), switches
 
-    end_to_end = {"x": (x, upstream)}
+    end_to_end = {"x": (x, dx)}
     for step, analytic in reversed(done):
         end_to_end |= {step.param_key(key): (param, analytic[key]) for key, param in step.params.items()
                        if key in analytic}
-    report.checks += [check.tensor(name, None, target, grad, loss_and_switches)
-                      for name, (target, grad) in end_to_end.items()]
-    return report
+    return [check.tensor(name, None, target, grad, loss_and_switches)
+            for name, (target, grad) in end_to_end.items()]
 
 
 def _model_steps(model: Sequential) -> list[Step]:
