@@ -95,7 +95,6 @@ def pair(reference: F, numba: F) -> F:
 
     dispatch.__doc__ = (f":func:`{reference.__name__}` on the reference path, "
                         f":func:`{numba.__name__}` on the fast path.")
-    dispatch.reference, dispatch.numba = reference, numba
     return dispatch
 
 
