@@ -3,15 +3,9 @@
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fused import conv_pool_forward_by_definition, geometry, make_case
+from test_fused import conv_pool_forward_by_definition, geometry, integer_valued, make_case
 
 from minicnn.fused import conv_pool_kernels as fast
-
-
-def integer_valued(made):
-    """The case with small integers as inputs and weights: sums are exact in float64, so maxima tie."""
-    x, W, *rest = made
-    return (np.round(x * 1.5), np.round(W), *rest)
 
 
 def assert_blocked_matches_definition(made):

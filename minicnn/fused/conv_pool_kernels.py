@@ -10,6 +10,7 @@ left, right)``. The step pools the convolution *without* its bias, ``xw = im2col
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange, set_parallel_chunksize
@@ -92,37 +93,134 @@ def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> 
             conv_output_size(x_shape[2], W_shape[1], stride, left, right))
 
 
+TAPS_PER_PASS, FILTERS_PER_PASS = 3, 4
+"""The small-window kernels go over a plane once per 3 taps and 4 filters: each loaded input
+value serves 4 filters, each accumulator is loaded and stored once per 3 taps."""
+
+
+class SmallWindowPlan(NamedTuple):
+    """How the small-window kernels read one image: phase planes, taps and padded weights.
+
+    With ``STEP = stride * pool_stride``, phase plane ``(ch, a, b)`` holds the zero-padded
+    image's rows ``a, a + STEP, ...`` and columns ``b, b + STEP, ...`` of channel ``ch``,
+    row-major with row length WQ; one more plane is all zeros. Then the convolution at
+    window offset ``k = (ai, aj)`` of every pooled position ``(pi, pj)``, flattened to
+    ``p = pi * WQ + pj``, is for each tap ``t = (di, dj, ch)``
+    ``W[t] * planes[plane[k, t], shift[k, t] + p]``: a constant shift of one plane, so
+    each tap is one contiguous SIMD loop over ``PH * WQ`` positions (columns ``pj >= PW``
+    are padding, computed and never read).
+    """
+
+    hq: int  # rows of a phase plane
+    wq: int  # columns of a phase plane
+    plane: np.ndarray  # (POOL*POOL, T): phase plane of window offset k and tap t
+    shift: np.ndarray  # (POOL*POOL, T): its flat shift
+    weights: np.ndarray  # (T, F'): W as (KH*KW*C, F), zero rows and columns up to T, F'
+
+
+def small_window_plan(W: np.ndarray, stride: int, pool: int, pool_stride: int,
+                      ph: int, pw: int) -> SmallWindowPlan:
+    """The plan for kernel W (KH, KW, C, F) on pooled outputs (PH, PW).
+
+    Taps are padded with zero-weight taps on the zero plane up to T, a multiple of
+    ``TAPS_PER_PASS``, filters with zero filters up to F', a multiple of ``FILTERS_PER_PASS``.
+    A window offset and tap reach at most ``(pool - 1) * stride + K - 1`` padded rows
+    (columns) past a pooled position's first; WQ leaves that many // STEP columns after the
+    PW used ones and HQ one more row, so the flat loops stay inside the planes.
+    """
+    kh, kw, c, f = W.shape
+    step = stride * pool_stride
+    hq = ph + ((pool - 1) * stride + kh - 1) // step + 1
+    wq = pw + ((pool - 1) * stride + kw - 1) // step
+    taps = -(-kh * kw * c // TAPS_PER_PASS) * TAPS_PER_PASS
+    plane = np.full((pool * pool, taps), c * step * step, dtype=np.int64)
+    shift = np.zeros((pool * pool, taps), dtype=np.int64)
+    for k in range(pool * pool):
+        for t, (di, dj, ch) in enumerate(np.ndindex(kh, kw, c)):
+            r, s = (k // pool) * stride + di, (k % pool) * stride + dj
+            plane[k, t] = (ch * step + r % step) * step + s % step
+            shift[k, t] = (r // step) * wq + s // step
+    weights = np.zeros((taps, -(-f // FILTERS_PER_PASS) * FILTERS_PER_PASS), dtype=W.dtype)
+    weights[:kh * kw * c, :f] = W.reshape(-1, f)
+    return SmallWindowPlan(hq, wq, plane, shift, weights)
+
+
+@compiled()
+def _phase_planes(x, step, top, left, hq, wq):  # pragma: no cover - compiled
+    # One image x (H, W, C) -> planes (C*STEP*STEP + 1, HQ*WQ), see SmallWindowPlan.
+    h, w, c = x.shape
+    planes = np.zeros((c * step * step + 1, hq * wq), dtype=x.dtype)
+    for a in range(step):
+        for b in range(step):
+            for u in range(hq):
+                r = u * step + a - top
+                if r < 0 or r >= h:
+                    continue
+                for v in range(wq):
+                    s = v * step + b - left
+                    if 0 <= s < w:
+                        for ch in range(c):
+                            planes[(ch * step + a) * step + b, u * wq + v] = x[r, s, ch]
+    return planes
+
+
+@compiled()
+def _correlate(planes, plane, shift, weights, f0, y):  # pragma: no cover - compiled
+    # y (4, size) = the convolution of filters f0..f0+3 at one window offset, its (T,) taps
+    # `plane` and `shift` summed in order (as a plain loop over taps would), 3 taps per pass.
+    size = y.shape[1]
+    y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
+    for t in range(0, plane.shape[0], 3):
+        u = planes[plane[t], shift[t]:shift[t] + size]
+        v = planes[plane[t + 1], shift[t + 1]:shift[t + 1] + size]
+        w = planes[plane[t + 2], shift[t + 2]:shift[t + 2] + size]
+        wu, wv, ww = weights[t, f0:f0 + 4], weights[t + 1, f0:f0 + 4], weights[t + 2, f0:f0 + 4]
+        a0, a1, a2, a3 = wu[0], wu[1], wu[2], wu[3]
+        b0, b1, b2, b3 = wv[0], wv[1], wv[2], wv[3]
+        c0, c1, c2, c3 = ww[0], ww[1], ww[2], ww[3]
+        if t == 0:
+            for p in range(size):
+                y0[p] = (a0 * u[p] + b0 * v[p]) + c0 * w[p]
+                y1[p] = (a1 * u[p] + b1 * v[p]) + c1 * w[p]
+                y2[p] = (a2 * u[p] + b2 * v[p]) + c2 * w[p]
+                y3[p] = (a3 * u[p] + b3 * v[p]) + c3 * w[p]
+        else:
+            for p in range(size):
+                y0[p] = ((y0[p] + a0 * u[p]) + b0 * v[p]) + c0 * w[p]
+                y1[p] = ((y1[p] + a1 * u[p]) + b1 * v[p]) + c1 * w[p]
+                y2[p] = ((y2[p] + a2 * u[p]) + b2 * v[p]) + c2 * w[p]
+                y3[p] = ((y3[p] + a3 * u[p]) + b3 * v[p]) + c3 * w[p]
+
+
 @compiled(parallel=True)
-def _conv_pool_forward_small_kernel(x, W, stride, top, left, pool, pool_stride,
-                             out, argmax):  # pragma: no cover - compiled
+def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, hq, wq,
+                                    out, argmax):  # pragma: no cover - compiled
+    # Per image: the phase planes; per 4 filters and window offset k, the convolution planes
+    # y (4, PH*WQ) (_correlate), folded into the running maxima (first maximum wins), which
+    # are then written out (F', PH*WQ) -> (PH, PW, F).
     n_total, ph, pw, f_total = out.shape
-    _, h, w, c = x.shape
-    kh, kw = W.shape[0], W.shape[1]
+    offsets, filters = plane.shape[0], weights.shape[1]
+    size = ph * wq
     for n in prange(n_total):
-        acc = np.empty(f_total, dtype=out.dtype)
+        planes = _phase_planes(x[n], step, top, left, hq, wq)
+        y = np.empty((4, size), dtype=out.dtype)
+        best = np.empty((filters, size), dtype=out.dtype)
+        arg = np.empty((filters, size), dtype=np.uint8)
+        for f0 in range(0, filters, 4):
+            _correlate(planes, plane[0], shift[0], weights, f0, best[f0:f0 + 4])
+            arg[f0:f0 + 4] = 0
+            for k in range(1, offsets):
+                _correlate(planes, plane[k], shift[k], weights, f0, y)
+                for g in range(4):
+                    for p in range(size):
+                        if y[g, p] > best[f0 + g, p]:
+                            best[f0 + g, p] = y[g, p]
+                            arg[f0 + g, p] = k
         for pi in range(ph):
             for pj in range(pw):
-                for ai in range(pool):
-                    for aj in range(pool):
-                        i, j = pi * pool_stride + ai, pj * pool_stride + aj
-                        acc[:] = 0.0
-                        for di in range(kh):
-                            r = i * stride + di - top
-                            if r < 0 or r >= h:
-                                continue
-                            for dj in range(kw):
-                                s = j * stride + dj - left
-                                if s < 0 or s >= w:
-                                    continue
-                                for ch in range(c):
-                                    v = x[n, r, s, ch]
-                                    for f in range(f_total):
-                                        acc[f] += v * W[di, dj, ch, f]
-                        k = ai * pool + aj
-                        for f in range(f_total):
-                            if k == 0 or acc[f] > out[n, pi, pj, f]:
-                                out[n, pi, pj, f] = acc[f]
-                                argmax[n, pi, pj, f] = k
+                for f in range(f_total):
+                    out[n, pi, pj, f] = best[f, pi * wq + pj]
+                    argmax[n, pi, pj, f] = arg[f, pi * wq + pj]
 
 
 @one_image_at_a_time
@@ -133,9 +231,13 @@ def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tup
     x: (N, H, W, C), W: (KH, KW, C, F). Returns ``pooled`` of shape (N, PH, PW, F) and
     the pool's ``argmax`` (uint8, the winner's offset ``di * pool + dj`` in its window).
     Small windows (``KH*KW*C <= SMALL_WINDOW``, a first layer on grey images) run as a
-    direct convolution that never stores the im2col matrix or the unpooled output;
-    larger ones as im2col, a BLAS product and max-pooling, a block of images at a time
-    (:func:`conv_pool_forward_blocked`).
+    direct convolution that never stores the im2col matrix or the unpooled output:
+    per image, the input is split into phase planes (:class:`SmallWindowPlan`) so that
+    each tap of each window offset is one long contiguous SIMD loop, 4 filters and 3
+    taps at a time (a 9-value window is too short a loop; filters innermost kept 32
+    accumulators in memory). Its sums run over the taps in order, as a plain loop does.
+    Larger windows run as im2col, a BLAS product and max-pooling, a block of images at
+    a time (:func:`conv_pool_forward_blocked`).
     """
     kh, kw, c, f = W.shape
     if kh * kw * c > SMALL_WINDOW:
@@ -145,8 +247,9 @@ def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tup
     pw = conv_output_size(ow, pool, pool_stride)
     out = np.empty((x.shape[0], ph, pw, f), dtype=x.dtype)
     argmax = np.empty(out.shape, dtype=np.uint8)
-    _conv_pool_forward_small_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W), stride, pads[0],
-                                    pads[2], pool, pool_stride, out, argmax)
+    plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
+    _conv_pool_forward_small_kernel(np.ascontiguousarray(x), plan.plane, plan.shift, plan.weights,
+                                    stride * pool_stride, pads[0], pads[2], plan.hq, plan.wq, out, argmax)
     return out, argmax
 
 
