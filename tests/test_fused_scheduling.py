@@ -2,6 +2,7 @@
 
 import numba
 import numpy as np
+import pytest
 
 from minicnn.fused import conv_pool_kernels as fast
 
@@ -22,10 +23,11 @@ def test_nested_dynamic_calls_restore_the_chunk_size():
     assert numba.get_parallel_chunksize() == before
 
 
-def test_pooled_conv_backward_is_the_same_with_one_or_two_threads():
+@pytest.mark.parametrize("channels", [1, 4])  # the small-window kernel (9 values) and the other (36)
+def test_pooled_conv_backward_is_the_same_with_one_or_two_threads(channels):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((6, 7, 7, 4)).astype(np.float32)
-    W = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+    x = rng.standard_normal((6, 7, 7, channels)).astype(np.float32)
+    W = rng.standard_normal((3, 3, channels, 5)).astype(np.float32)
     _, argmax = fast.conv_pool_forward_numba(x, W, 1, (1, 1, 1, 1), 2, 2)
     d = rng.standard_normal(argmax.shape).astype(np.float32)
     results = []

@@ -339,44 +339,110 @@ def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, poo
                                     dx_run[q] += g * W_run[q]
 
 
+@compiled()
+def _gradient_planes(d, argmax, wq, g):  # pragma: no cover - compiled
+    # One image's d, argmax (PH, PW, F) -> g (POOL*POOL, F', PH*WQ): d at its winner's window
+    # offset k and position p = pi * WQ + pj, 0 elsewhere (as the forward's planes y).
+    ph, pw, f_total = d.shape
+    g[:] = 0.0
+    for pi in range(ph):
+        for pj in range(pw):
+            for f in range(f_total):
+                g[argmax[pi, pj, f], f, pi * wq + pj] = d[pi, pj, f]
+
+
+@compiled(reassociate=True)
+def _correlate_gradient(planes, plane, shift, g, f0, dW):  # pragma: no cover - compiled
+    # dW (T, F') += for filters f0..f0+3 and each of one window offset's (T,) taps: the sum over
+    # positions p of g[f, p] * planes[plane[t], shift[t] + p], 3 taps per pass.
+    size = g.shape[1]
+    g0, g1, g2, g3 = g[f0], g[f0 + 1], g[f0 + 2], g[f0 + 3]
+    for t in range(0, plane.shape[0], 3):
+        u = planes[plane[t], shift[t]:shift[t] + size]
+        v = planes[plane[t + 1], shift[t + 1]:shift[t + 1] + size]
+        w = planes[plane[t + 2], shift[t + 2]:shift[t + 2] + size]
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = g.dtype.type(0)
+        for p in range(size):
+            a0 += g0[p] * u[p]
+            a1 += g1[p] * u[p]
+            a2 += g2[p] * u[p]
+            a3 += g3[p] * u[p]
+            b0 += g0[p] * v[p]
+            b1 += g1[p] * v[p]
+            b2 += g2[p] * v[p]
+            b3 += g3[p] * v[p]
+            c0 += g0[p] * w[p]
+            c1 += g1[p] * w[p]
+            c2 += g2[p] * w[p]
+            c3 += g3[p] * w[p]
+        dW[t, f0] += a0
+        dW[t, f0 + 1] += a1
+        dW[t, f0 + 2] += a2
+        dW[t, f0 + 3] += a3
+        dW[t + 1, f0] += b0
+        dW[t + 1, f0 + 1] += b1
+        dW[t + 1, f0 + 2] += b2
+        dW[t + 1, f0 + 3] += b3
+        dW[t + 2, f0] += c0
+        dW[t + 2, f0 + 1] += c1
+        dW[t + 2, f0 + 2] += c2
+        dW[t + 2, f0 + 3] += c3
+
+
+@compiled()
+def _spread_gradient(g, plane, shift, weights, dplanes):  # pragma: no cover - compiled
+    # The input gradient in phase planes: for each of one window offset's taps t,
+    # dplanes[plane[t], shift[t] + p] += sum over filters f of weights[t, f] * g[f, p].
+    size = g.shape[1]
+    for t in range(plane.shape[0]):
+        dst = dplanes[plane[t], shift[t]:shift[t] + size]
+        for f in range(weights.shape[1]):
+            wv = weights[t, f]
+            gf = g[f]
+            for p in range(size):
+                dst[p] += wv * gf[p]
+
+
+@compiled()
+def _from_phase_planes(dplanes, step, top, left, hq, wq, dx):  # pragma: no cover - compiled
+    # The inverse of _phase_planes for one image: dx (H, W, C) from planes (C*STEP*STEP + 1, HQ*WQ);
+    # pixels no plane holds (past the last window any position reads) get 0.
+    h, w, c = dx.shape
+    for r in range(h):
+        u, a = divmod(r + top, step)
+        for s in range(w):
+            v, b = divmod(s + left, step)
+            for ch in range(c):
+                inside = u < hq and v < wq
+                dx[r, s, ch] = dplanes[(ch * step + a) * step + b, u * wq + v] if inside else 0.0
+
+
 @compiled(parallel=True)
-def _conv_pool_backward_small_kernel(d, argmax, xp, W, stride, pool, pool_stride,
-                                       dW_parts, dxp, input_gradient):  # pragma: no cover - compiled
-    # For small windows: per pooled position, the gradients are sorted by window offset into
-    # g_by_offset (POOL*POOL, F), and every update runs over the F filters, contiguous in W.
+def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, top, left, hq, wq,
+                                     dW_parts, dx, input_gradient):  # pragma: no cover - compiled
+    # Per image: the phase planes of x and the gradient planes g (POOL*POOL, F', PH*WQ);
+    # dW (T, F') is then, per window offset k, sums of g times shifted phase planes
+    # (_correlate_gradient), the transpose of the forward's _correlate; dx spreads g back
+    # along the same shifts. Chunks of images have their own partial dW (summed by the caller).
     n_total, ph, pw, f_total = d.shape
-    kh, kw, c = W.shape[0], W.shape[1], W.shape[2]
+    offsets, filters = plane.shape[0], weights.shape[1]
     chunks = dW_parts.shape[0]
     per_chunk = (n_total + chunks - 1) // chunks
     for t in prange(chunks):
         dW = dW_parts[t]
         dW[:] = 0.0
-        g_by_offset = np.empty((pool * pool, f_total), dtype=d.dtype)
+        g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
         for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+            planes = _phase_planes(x[n], step, top, left, hq, wq)
+            _gradient_planes(d[n], argmax[n], wq, g)
+            for k in range(offsets):
+                for f0 in range(0, filters, 4):
+                    _correlate_gradient(planes, plane[k], shift[k], g[k], f0, dW)
             if input_gradient:
-                dxp[n] = 0.0
-            for pi in range(ph):
-                for pj in range(pw):
-                    g_by_offset[:] = 0.0
-                    for f in range(f_total):
-                        g_by_offset[argmax[n, pi, pj, f], f] = d[n, pi, pj, f]
-                    for k in range(pool * pool):
-                        g = g_by_offset[k]
-                        r0 = (pi * pool_stride + k // pool) * stride
-                        s0 = (pj * pool_stride + k % pool) * stride
-                        for di in range(kh):
-                            for dj in range(kw):
-                                for ch in range(c):
-                                    xv = xp[n, r0 + di, s0 + dj, ch]
-                                    dW_row = dW[di, dj, ch]
-                                    for f in range(f_total):
-                                        dW_row[f] += g[f] * xv
-                                    if input_gradient:
-                                        W_row = W[di, dj, ch]
-                                        total = 0.0
-                                        for f in range(f_total):
-                                            total += g[f] * W_row[f]
-                                        dxp[n, r0 + di, s0 + dj, ch] += total
+                planes[:] = 0.0  # reused for the input gradient's planes
+                for k in range(offsets):
+                    _spread_gradient(g[k], plane[k], shift[k], weights, planes)
+                _from_phase_planes(planes, step, top, left, hq, wq, dx[n])
 
 
 @one_image_at_a_time
@@ -395,22 +461,27 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     ReLU zeroed. The batch is split into a fixed number
     of chunks, each with its own partial ``dW`` (summed at the end), so the
     result does not depend on how many threads run. Small windows
-    (``KH*KW*C <= SMALL_WINDOW``) loop over the filters innermost instead.
+    (``KH*KW*C <= SMALL_WINDOW``) work on the forward's phase planes instead
+    (:class:`SmallWindowPlan`): per image, the gradients at each window offset
+    form planes (zero where another offset won), and each ``dW`` entry is a sum of
+    such a plane times a shifted phase plane of x, contiguous SIMD loops over all
+    positions where a loop per winner would run over 9 values.
     """
     top, bottom, left, right = pads
     n, _, _, c = x.shape
     kh, kw, _, f = W.shape
     chunks = min(n, 16)
-    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     if kh * kw * c <= SMALL_WINDOW:
-        dW_parts = np.empty((chunks, *W.shape), dtype=W.dtype)
-        dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-        _conv_pool_backward_small_kernel(np.ascontiguousarray(d), argmax, xp, np.ascontiguousarray(W),
-                                           stride, pool, pool_stride, dW_parts, dxp, input_gradient)
-        dW = dW_parts.sum(axis=0)
-        if not input_gradient:
-            return dW, None
-        return dW, dxp[:, top:top + x.shape[1], left:left + x.shape[2], :].copy()
+        _, ph, pw, _ = d.shape
+        plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
+        dW_parts = np.empty((chunks, *plan.weights.shape), dtype=W.dtype)
+        dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+        _conv_pool_backward_small_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
+                                         plan.plane, plan.shift, plan.weights, stride * pool_stride,
+                                         top, left, plan.hq, plan.wq, dW_parts, dx, input_gradient)
+        dW = dW_parts.sum(axis=0)[:kh * kw * c, :f].reshape(W.shape)
+        return dW, dx if input_gradient else None
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
     dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)
     dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)

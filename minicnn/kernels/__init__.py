@@ -71,19 +71,23 @@ def use(path: str) -> Iterator[str]:
         _active.reset(token)
 
 
-def compiled(parallel: bool = False) -> Callable[[F], F]:
+def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F], F]:
     """Numba's ``njit`` as every minicnn kernel uses it.
 
     ``cache``: compiled once and cached on disk, wherever :mod:`minicnn._numba_cache`
     found a writable folder; ``error_model="numpy"``: no Python-style zero-division
     checks, which would stop loops from vectorizing (no kernel divides by anything that
-    can be 0). ``parallel=True`` for kernels with ``prange`` loops.
+    can be 0). ``parallel=True`` for kernels with ``prange`` loops. ``reassociate=True``
+    lets LLVM reorder floating-point sums (fast-math ``reassoc`` only), so that a loop
+    summing into one value runs as several SIMD partial sums; the rounding then depends
+    on the vector width the machine's code uses, never on the thread count.
     """
     from numba import njit
 
     from minicnn._numba_cache import CACHE
 
-    return njit(parallel=parallel, cache=CACHE, error_model="numpy")
+    return njit(parallel=parallel, cache=CACHE, error_model="numpy",
+                fastmath={"reassoc"} if reassociate else False)
 
 
 def pair(reference: F, numba: F) -> F:
