@@ -9,11 +9,10 @@ left, right)``. The step pools the convolution *without* its bias, ``xw = im2col
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from numba import prange, set_parallel_chunksize
+from numba import prange
 
+from minicnn.fused.scheduling import one_image_at_a_time
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
@@ -59,27 +58,6 @@ def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarra
 
 
 # --------------------------------------------------------------------------- convolution + max-pooling
-
-
-def one_image_at_a_time(fn):
-    """Run ``fn``'s parallel loops over images (or chunks of them) with dynamic scheduling.
-
-    By default Numba splits a ``prange`` evenly between the threads up front, so on a
-    shared machine the step waits for whichever thread another process slows down.
-    With a chunk size of 1 each thread takes the next image when it is done with one.
-    (Set and restored by hand: ``numba.parallel_chunksize`` is one shared object that
-    does not restore the outer value when nested.)
-    """
-
-    @functools.wraps(fn)
-    def dynamic(*args, **kwargs):
-        previous = set_parallel_chunksize(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            set_parallel_chunksize(previous)
-
-    return dynamic
 
 
 SMALL_WINDOW = 32
