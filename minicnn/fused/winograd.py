@@ -61,12 +61,12 @@ def _at(m0, m1, m2, m3):  # pragma: no cover - compiled
 
 @compiled()
 def _pad_image(x, n, top, left, xp):  # pragma: no cover - compiled
-    """Copy image ``n`` into ``xp`` (2*PH + 2, 2*PW + 2, CP): what the tiles read, zeros outside x."""
+    """Copy image ``n`` into ``xp`` (2*PH + 2, 2*PW + 2, C): what the tiles read, zeros outside x."""
     _, h, w, _ = x.shape
     xp[:] = 0.0
     for r in range(max(0, top), min(h + top, xp.shape[0])):
         for s in range(max(0, left), min(w + left, xp.shape[1])):
-            xp[r, s, :x.shape[3]] = x[n, r - top, s - left, :]
+            xp[r, s, :] = x[n, r - top, s - left, :]
 
 
 @compiled()
@@ -86,33 +86,6 @@ def _input_transform(xp, ph, pw, V):  # pragma: no cover - compiled
             V[4, t, c], V[5, t, c], V[6, t, c], V[7, t, c] = _bt(a1, b1, d1, e1)
             V[8, t, c], V[9, t, c], V[10, t, c], V[11, t, c] = _bt(a2, b2, d2, e2)
             V[12, t, c], V[13, t, c], V[14, t, c], V[15, t, c] = _bt(a3, b3, d3, e3)
-
-
-@compiled()
-def _products(V, U, M):  # pragma: no cover - compiled
-    """``M[xi] = V[xi] @ U[xi]`` for the 16 positions: V (16, T, C), U (16, C, F), M (16, T, F).
-
-    T and C are multiples of 4. Blocks of 4 tiles by 4 channels: each pass over the F
-    filters (contiguous, vectorized) reads 4 rows of U and updates 4 rows of M with 16
-    multiplications per filter, so that loads and stores of M, which Numba cannot keep
-    in registers, are a quarter of the arithmetic.
-    """
-    T, C, F = V.shape[1], V.shape[2], M.shape[2]
-    for xi in range(16):
-        M[xi] = 0.0
-        for t in range(0, T, 4):
-            for c in range(0, C, 4):
-                v = V[xi, t:t + 4, c:c + 4]
-                a0, a1, a2, a3 = v[0, 0], v[0, 1], v[0, 2], v[0, 3]
-                b0, b1, b2, b3 = v[1, 0], v[1, 1], v[1, 2], v[1, 3]
-                d0, d1, d2, d3 = v[2, 0], v[2, 1], v[2, 2], v[2, 3]
-                e0, e1, e2, e3 = v[3, 0], v[3, 1], v[3, 2], v[3, 3]
-                for f in range(F):
-                    u0, u1, u2, u3 = U[xi, c, f], U[xi, c + 1, f], U[xi, c + 2, f], U[xi, c + 3, f]
-                    M[xi, t, f] += a0 * u0 + a1 * u1 + a2 * u2 + a3 * u3
-                    M[xi, t + 1, f] += b0 * u0 + b1 * u1 + b2 * u2 + b3 * u3
-                    M[xi, t + 2, f] += d0 * u0 + d1 * u1 + d2 * u2 + d3 * u3
-                    M[xi, t + 3, f] += e0 * u0 + e1 * u1 + e2 * u2 + e3 * u3
 
 
 @compiled()
@@ -140,23 +113,21 @@ def _output_transform_pool(M, out, argmax):  # pragma: no cover - compiled
             argmax[ti, tj, f] = k
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
 @compiled(parallel=True)
 def _winograd_pool_kernel(x, U, top, left, pooled, argmax):  # pragma: no cover - compiled
-    # U (16, CP, F) with CP channels, a multiple of 4 (zeros past C); tiles padded to a multiple of 4.
+    # U (16, C, F). The 16 products of one image, (PH*PW, C) @ (C, F) each, are BLAS calls (np.dot in
+    # Numba calls SciPy's BLAS); products this small run on the calling thread, so each image stays
+    # on one thread and the threads never wait for each other inside an image.
     n_total, ph, pw, f_total = pooled.shape
-    cp = U.shape[1]
-    tiles = (ph * pw + 3) // 4 * 4
+    c = U.shape[1]
     for n in prange(n_total):
-        xp = np.empty((2 * ph + 2, 2 * pw + 2, cp), dtype=x.dtype)
-        V = np.zeros((16, tiles, cp), dtype=x.dtype)  # the padding tiles stay 0
-        M = np.empty((16, tiles, f_total), dtype=x.dtype)
+        xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
+        V = np.empty((16, ph * pw, c), dtype=x.dtype)
+        M = np.empty((16, ph * pw, f_total), dtype=x.dtype)
         _pad_image(x, n, top, left, xp)
         _input_transform(xp, ph, pw, V)
-        _products(V, U, M)
+        for xi in range(16):
+            np.dot(V[xi], U[xi], M[xi])
         _output_transform_pool(M, pooled[n], argmax[n])
 
 
@@ -169,9 +140,9 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     x (N, H, W, C), W (3, 3, C, F), ``pads = (top, bottom, left, right)``; returns
     ``pooled`` (N, PH, PW, F) in x's dtype, the max of the bias-free correlation over
     each window, and ``argmax`` (uint8, the winner's ``di * pool + dj``, the first
-    maximum on ties). One image at a time per thread, each row of 2x2 tiles in
-    turn: input transform, the 16 products, output transform and pooling, all in
-    buffers of a few kB.
+    maximum on ties). One image at a time per thread: input transform, the 16
+    products (BLAS), output transform and pooling, in buffers of a few hundred kB
+    that stay in the core's L2.
     """
     if W.shape[:2] != (3, 3):
         raise ValueError(f"conv_pool_forward_winograd: W must be (3, 3, C, F); got {W.shape}")
@@ -184,8 +155,6 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     ph, pw = conv_output_size(oh, 2, 2), conv_output_size(ow, 2, 2)
     pooled = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
     argmax = np.empty(pooled.shape, dtype=np.uint8)
-    c = x.shape[3]
-    U = np.zeros((16, _round_up(c, 4), W.shape[3]), dtype=x.dtype)
-    U[:, :c] = transform_filters(W.astype(x.dtype, copy=False))
+    U = transform_filters(W.astype(x.dtype, copy=False))
     _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
     return pooled, argmax
