@@ -33,7 +33,8 @@ when the benchmark ends, or by themselves after ``BUSY_LIMIT_S`` seconds if
 it dies. Before any of that, ``machine.py`` records the CPU (model, family,
 model number, flags), NumPy's BLAS kernel and the machine's measured sgemm
 GFLOP/s and memory bandwidth. Results go to ``--out`` as ``speed.json`` and
-``speed.md``.
+``speed.md``, or ``speed_background_load_1.*``, ``speed_threads_1_2.*`` and so on
+for runs with other settings (:func:`result_stem`), so no run overwrites another kind.
 """
 
 from __future__ import annotations
@@ -323,12 +324,23 @@ def drive(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from minicnn.files import atomic_write
 
-    atomic_write(out / "speed.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
+    stem = result_stem(args.threads, args.background_load)
+    atomic_write(out / f"{stem}.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     table = markdown(json.loads(json.dumps(results)))
-    atomic_write(out / "speed.md", lambda f: f.write(table.encode()))
+    atomic_write(out / f"{stem}.md", lambda f: f.write(table.encode()))
     print()
     print(table)
-    print(f"written to {out / 'speed.json'} and {out / 'speed.md'}")
+    print(f"written to {out / f'{stem}.json'} and {out / f'{stem}.md'}")
+
+
+def result_stem(threads: list[int], background_load: int) -> str:
+    """``speed`` for one thread count on a quiet machine, with the settings that differ appended."""
+    stem = "speed"
+    if len(threads) > 1:
+        stem += "_threads_" + "_".join(map(str, threads))
+    if background_load:
+        stem += f"_background_load_{background_load}"
+    return stem
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

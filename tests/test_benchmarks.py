@@ -95,3 +95,11 @@ def test_predict_time_leaves_out_the_first_call_and_takes_the_median():
     seconds = bench.time_predict(predict)
     assert len(calls) == bench.PREDICT_REPEATS + 1
     assert 0.01 <= seconds < 0.1
+
+
+def test_runs_with_other_settings_write_to_other_files():
+    bench = load("bench_speed")
+    stems = [bench.result_stem([2], 0), bench.result_stem([2], 1), bench.result_stem([1, 2], 0),
+             bench.result_stem([1, 2], 3)]
+    assert stems == ["speed", "speed_background_load_1", "speed_threads_1_2",
+                     "speed_threads_1_2_background_load_3"]
