@@ -17,7 +17,9 @@ repetitions of:
 - first-epoch overhead: first epoch minus a steady epoch (Numba or
   tf.function compilation; minicnn's first repetition uses an empty Numba
   cache, later ones the warm on-disk cache);
-- inference throughput: ``predict`` on the test images, images/s;
+- inference throughput: ``predict`` on the test images, images/s, the median of
+  ``PREDICT_REPEATS`` calls after one untimed call (which lets Keras trace its
+  predict function for both batch shapes, the full and the last, shorter one);
 - peak resident memory of the worker process.
 
 minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
@@ -31,7 +33,8 @@ when the benchmark ends, or by themselves after ``BUSY_LIMIT_S`` seconds if
 it dies. Before any of that, ``machine.py`` records the CPU (model, family,
 model number, flags), NumPy's BLAS kernel and the machine's measured sgemm
 GFLOP/s and memory bandwidth. Results go to ``--out`` as ``speed.json`` and
-``speed.md``.
+``speed.md``, or ``speed_background_load_1.*``, ``speed_threads_1_2.*`` and so on
+for runs with other settings (:func:`result_stem`), so no run overwrites another kind.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ from pathlib import Path
 FRAMEWORKS = ("minicnn", "minicnn-numpy", "keras")
 KERNELS_ENV = {"minicnn": "fast", "minicnn-numpy": "reference"}
 """``MINICNN_KERNELS`` for each minicnn variant: the fast path and the NumPy reference."""
+PREDICT_REPEATS = 5
+"""Timed ``predict`` calls per run, after one untimed call."""
 BUSY_LIMIT_S = 4 * 3600
 """A background-load process stops by itself after this long, or as soon as the benchmark is gone."""
 
@@ -92,9 +97,19 @@ def run_minicnn(x, y, x_test, epochs: int, batch_size: int) -> dict:
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
         epoch_seconds.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    model.predict(x_test, batch_size=batch_size)
-    return {"epoch_seconds": epoch_seconds, "predict_seconds": time.perf_counter() - start}
+    return {"epoch_seconds": epoch_seconds,
+            "predict_seconds": time_predict(lambda: model.predict(x_test, batch_size=batch_size))}
+
+
+def time_predict(predict) -> float:
+    """Median seconds of ``PREDICT_REPEATS`` calls of ``predict()``, after one untimed call."""
+    predict()
+    seconds = []
+    for _ in range(PREDICT_REPEATS):
+        start = time.perf_counter()
+        predict()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
 
 
 def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
@@ -125,10 +140,8 @@ def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
         epoch_seconds.append(time.perf_counter() - start)
-    model.predict(x_test[:batch_size], batch_size=batch_size, verbose=0)  # trace predict once
-    start = time.perf_counter()
-    model.predict(x_test, batch_size=batch_size, verbose=0)
-    return {"epoch_seconds": epoch_seconds, "predict_seconds": time.perf_counter() - start}
+    return {"epoch_seconds": epoch_seconds,
+            "predict_seconds": time_predict(lambda: model.predict(x_test, batch_size=batch_size, verbose=0))}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -311,12 +324,23 @@ def drive(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from minicnn.files import atomic_write
 
-    atomic_write(out / "speed.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
+    stem = result_stem(args.threads, args.background_load)
+    atomic_write(out / f"{stem}.json", lambda f: f.write(json.dumps(results, indent=2).encode()))
     table = markdown(json.loads(json.dumps(results)))
-    atomic_write(out / "speed.md", lambda f: f.write(table.encode()))
+    atomic_write(out / f"{stem}.md", lambda f: f.write(table.encode()))
     print()
     print(table)
-    print(f"written to {out / 'speed.json'} and {out / 'speed.md'}")
+    print(f"written to {out / f'{stem}.json'} and {out / f'{stem}.md'}")
+
+
+def result_stem(threads: list[int], background_load: int) -> str:
+    """``speed`` for one thread count on a quiet machine, with the settings that differ appended."""
+    stem = "speed"
+    if len(threads) > 1:
+        stem += "_threads_" + "_".join(map(str, threads))
+    if background_load:
+        stem += f"_background_load_{background_load}"
+    return stem
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

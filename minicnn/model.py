@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, losses, optimizers, saving
+from minicnn import fused, kernels, losses, optimizers, saving, threads
 from minicnn import metrics as metrics_module
 from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
 from minicnn.layers import Input, Layer
@@ -524,20 +524,29 @@ class Sequential:
         return {key: value / len(x) for key, value in totals.items()}
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """The model's outputs (softmax probabilities), computed in batches (32 by default): shape (N, K)."""
+        """The model's outputs (softmax probabilities), computed in batches (32 by default): shape (N, K).
+
+        The batches are independent, so they run side by side, one per thread
+        (:func:`minicnn.threads.map_on_threads`).
+        """
         x = self._check_x(x, "predict")
         batch_size = 32 if batch_size is None else batch_size
         _check_int(batch_size, "predict: batch_size", minimum=1)
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
 
-    def _batched(self, x, batch_size, verbose, fn) -> Iterator[tuple[int, np.ndarray]]:
-        """``(begin, fn(x[begin:begin + batch_size]))`` for each batch, dropout off."""
+    def _batched(self, x, batch_size, verbose, fn) -> list[tuple[int, np.ndarray]]:
+        """``(begin, fn(x[begin:begin + batch_size]))`` for each batch, dropout off, batches side by side."""
         from tqdm.auto import tqdm
 
-        with self.path():
-            for begin in tqdm(range(0, len(x), batch_size), unit="batch", leave=False,
-                              disable=verbose != 1):
-                yield begin, fn(x[begin:begin + batch_size], training=False)
+        begins = range(0, len(x), batch_size)
+        with self.path(), tqdm(total=len(begins), unit="batch", leave=False, disable=verbose != 1) as bar:
+
+            def one(begin: int) -> tuple[int, np.ndarray]:
+                out = fn(x[begin:begin + batch_size], training=False)
+                bar.update()
+                return begin, out
+
+            return threads.map_on_threads(one, begins)
 
     # ------------------------------------------------------------------ saving
 

@@ -1,0 +1,160 @@
+"""Winograd F(2x2, 3x3): the pooled 3x3 stride-1 convolution with 2.25x fewer multiplications.
+
+Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks". A 2x2 block of
+outputs of a 3x3 correlation reads a 4x4 tile ``d`` of the (zero-padded) input; for one
+channel and one filter ``g`` (3x3) it is::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise, over the 4x4 positions)
+
+        B^T = [1  0 -1  0]      G = [ 1    0    0 ]      A^T = [1  1  1  0]
+              [0  1  1  0]          [1/2  1/2  1/2]            [0  1 -1 -1]
+              [0 -1  1  0]          [1/2 -1/2  1/2]
+              [0  1  0 -1]          [ 0    0    1 ]
+
+Summed over the C channels, the 16 positions ``xi`` of the 4x4 transforms are 16
+independent matrix products, one per position, of the transformed tiles by the
+transformed filters: ``M[xi] = V[xi] @ U[xi]`` with ``V[xi]`` (tiles, C) and ``U[xi]``
+(C, F). They cost 16 multiplications per 2x2 outputs where the direct correlation
+costs 36: 2.25x fewer. ``U = G g G^T`` is computed once per call; ``V = B^T d B`` and the
+output transform ``A^T M A`` only add and subtract.
+
+With 2x2 max-pooling of stride 2 (the MNIST model's second block) a 2x2 output tile *is*
+a pool window, so the output transform ends in the window's max and argmax and the
+unpooled convolution is never stored. Only the PH x PW tiles under pool windows are
+computed: an odd last output row or column, which no window reads, is skipped, so no
+tile overhangs the output; tiles that overhang the *input* (padding, or the edge of a
+"valid" convolution) read zeros.
+
+The entries of the transforms are 0, +-1 and +-1/2, so on integer-valued float64 data
+every value is exact and the results, ties included, equal the direct correlation's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from minicnn.fused.scheduling import one_image_at_a_time
+from minicnn.kernels import compiled, conv_output_size
+
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+"""The filter transform of F(2x2, 3x3): ``U = G g G^T`` is 4x4 for a 3x3 filter ``g``."""
+
+
+def transform_filters(W: np.ndarray) -> np.ndarray:
+    """``U[xi] = (G g G^T)[xi]`` for every channel and filter: (3, 3, C, F) -> (16, C, F), in W's dtype."""
+    U = np.einsum("ik,klcf,jl->ijcf", G, W, G)
+    return np.ascontiguousarray(U.reshape(16, *W.shape[2:]), dtype=W.dtype)
+
+
+@compiled()
+def _bt(d0, d1, d2, d3):  # pragma: no cover - compiled
+    """``B^T`` applied to four values along one axis of a 4x4 tile."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@compiled()
+def _at(m0, m1, m2, m3):  # pragma: no cover - compiled
+    """``A^T`` applied to four values along one axis of a 4x4 transformed tile."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@compiled()
+def _pad_image(x, n, top, left, xp):  # pragma: no cover - compiled
+    """Copy image ``n`` into ``xp`` (2*PH + 2, 2*PW + 2, C): what the tiles read, zeros outside x."""
+    _, h, w, _ = x.shape
+    xp[:] = 0.0
+    for r in range(max(0, top), min(h + top, xp.shape[0])):
+        for s in range(max(0, left), min(w + left, xp.shape[1])):
+            xp[r, s, :] = x[n, r - top, s - left, :]
+
+
+@compiled()
+def _input_transform(xp, ph, pw, V):  # pragma: no cover - compiled
+    """``V[xi, t, c] = (B^T d B)[xi]`` for the 4x4 tile ``d`` of tile ``t = ti * PW + tj``, channel ``c``."""
+    for t in range(ph * pw):
+        r, s = 2 * (t // pw), 2 * (t % pw)
+        d = xp[r:r + 4, s:s + 4]
+        for c in range(V.shape[2]):
+            # B^T along the rows of the tile, for each of its 4 columns ...
+            a0, a1, a2, a3 = _bt(d[0, 0, c], d[1, 0, c], d[2, 0, c], d[3, 0, c])
+            b0, b1, b2, b3 = _bt(d[0, 1, c], d[1, 1, c], d[2, 1, c], d[3, 1, c])
+            d0, d1, d2, d3 = _bt(d[0, 2, c], d[1, 2, c], d[2, 2, c], d[3, 2, c])
+            e0, e1, e2, e3 = _bt(d[0, 3, c], d[1, 3, c], d[2, 3, c], d[3, 3, c])
+            # ... then B along the columns: row i of B^T d B is _bt of row i of B^T d
+            V[0, t, c], V[1, t, c], V[2, t, c], V[3, t, c] = _bt(a0, b0, d0, e0)
+            V[4, t, c], V[5, t, c], V[6, t, c], V[7, t, c] = _bt(a1, b1, d1, e1)
+            V[8, t, c], V[9, t, c], V[10, t, c], V[11, t, c] = _bt(a2, b2, d2, e2)
+            V[12, t, c], V[13, t, c], V[14, t, c], V[15, t, c] = _bt(a3, b3, d3, e3)
+
+
+@compiled()
+def _output_transform_pool(M, out, argmax):  # pragma: no cover - compiled
+    """Max and argmax of each tile's 2x2 outputs ``A^T M A``: M (16, T, F) -> out, argmax (PH, PW, F)."""
+    ph, pw, f_total = out.shape
+    for t in range(ph * pw):
+        ti, tj = t // pw, t % pw
+        for f in range(f_total):
+            # A^T along the rows of the tile, for each of its 4 columns, then A along the columns
+            p0, p1 = _at(M[0, t, f], M[4, t, f], M[8, t, f], M[12, t, f])
+            q0, q1 = _at(M[1, t, f], M[5, t, f], M[9, t, f], M[13, t, f])
+            r0, r1 = _at(M[2, t, f], M[6, t, f], M[10, t, f], M[14, t, f])
+            s0, s1 = _at(M[3, t, f], M[7, t, f], M[11, t, f], M[15, t, f])
+            y00, y01 = _at(p0, q0, r0, s0)
+            y10, y11 = _at(p1, q1, r1, s1)
+            best, k = y00, 0  # strict comparisons: the first maximum wins, as in max-pooling
+            if y01 > best:
+                best, k = y01, 1
+            if y10 > best:
+                best, k = y10, 2
+            if y11 > best:
+                best, k = y11, 3
+            out[ti, tj, f] = best
+            argmax[ti, tj, f] = k
+
+
+@compiled(parallel=True)
+def _winograd_pool_kernel(x, U, top, left, pooled, argmax):  # pragma: no cover - compiled
+    # U (16, C, F). The 16 products of one image, (PH*PW, C) @ (C, F) each, are BLAS calls (np.dot in
+    # Numba calls SciPy's BLAS); products this small run on the calling thread, so each image stays
+    # on one thread and the threads never wait for each other inside an image.
+    n_total, ph, pw, f_total = pooled.shape
+    c = U.shape[1]
+    for n in prange(n_total):
+        xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
+        V = np.empty((16, ph * pw, c), dtype=x.dtype)
+        M = np.empty((16, ph * pw, f_total), dtype=x.dtype)
+        _pad_image(x, n, top, left, xp)
+        _input_transform(xp, ph, pw, V)
+        for xi in range(16):
+            np.dot(V[xi], U[xi], M[xi])
+        _output_transform_pool(M, pooled[n], argmax[n])
+
+
+@one_image_at_a_time
+def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: int,
+                               pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``maxpool(im2col(x) @ W)`` for a 3x3 stride-1 convolution and 2x2 pools of stride 2, by Winograd.
+
+    The contract of ``conv_pool_forward_blocked(x, W, 1, pads, pool, pool_stride)``:
+    x (N, H, W, C), W (3, 3, C, F), ``pads = (top, bottom, left, right)``; returns
+    ``pooled`` (N, PH, PW, F) in x's dtype, the max of the bias-free correlation over
+    each window, and ``argmax`` (uint8, the winner's ``di * pool + dj``, the first
+    maximum on ties). One image at a time per thread: input transform, the 16
+    products (BLAS), output transform and pooling, in buffers of a few hundred kB
+    that stay in the core's L2.
+    """
+    if W.shape[:2] != (3, 3):
+        raise ValueError(f"conv_pool_forward_winograd: W must be (3, 3, C, F); got {W.shape}")
+    if (pool, pool_stride) != (2, 2):
+        raise ValueError("conv_pool_forward_winograd: pool and pool_stride must be 2; "
+                         f"got {pool} and {pool_stride}")
+    top, bottom, left, right = pads
+    oh = conv_output_size(x.shape[1], 3, 1, top, bottom)
+    ow = conv_output_size(x.shape[2], 3, 1, left, right)
+    ph, pw = conv_output_size(oh, 2, 2), conv_output_size(ow, 2, 2)
+    pooled = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
+    argmax = np.empty(pooled.shape, dtype=np.uint8)
+    U = transform_filters(W.astype(x.dtype, copy=False))
+    _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
+    return pooled, argmax

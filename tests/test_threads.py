@@ -1,0 +1,74 @@
+"""Independent batches run side by side, each thread alone in its kernels, with the caller's path."""
+
+import threading
+import time
+
+import numba
+import numpy as np
+import pytest
+import threadpoolctl
+
+from minicnn import kernels, threads
+from minicnn.experiments.published_model import mnist_cnn
+
+needs_two = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+
+
+def blas_threads() -> set[int]:
+    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+
+@needs_two
+def test_items_run_on_several_threads_each_with_one_thread_kernels_and_the_callers_path():
+    seen = []
+
+    def record(item):
+        time.sleep(0.01)  # long enough that one thread cannot take every item
+        seen.append((threading.get_ident(), numba.get_num_threads(), blas_threads(), kernels.current()))
+        return item * 10
+
+    before = (numba.get_num_threads(), blas_threads())
+    with kernels.use("reference"):
+        assert threads.map_on_threads(record, range(8)) == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert len({ident for ident, *_ in seen}) == 2
+    assert {(n, frozenset(b), path) for _, n, b, path in seen} == {(1, frozenset({1}), "reference")}
+    assert (numba.get_num_threads(), blas_threads()) == before  # the caller's counts are untouched
+
+
+@needs_two
+def test_an_error_in_one_item_reaches_the_caller_and_no_further_item_starts():
+    started = []
+
+    def fail_on_two(item):
+        started.append(item)
+        if item == 2:
+            raise ValueError("item 2 is bad")
+        time.sleep(0.05)
+        return item
+
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        threads.map_on_threads(fail_on_two, range(100))
+    time.sleep(0.2)
+    assert len(started) < 10
+
+
+def test_one_thread_is_a_plain_loop_in_the_callers_thread():
+    caller = threading.get_ident()
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        done = threads.map_on_threads(lambda i: (i, threading.get_ident()), [3, 1])
+        assert done == [(3, caller), (1, caller)]
+    finally:
+        numba.set_num_threads(numba_threads)
+
+
+@needs_two
+@pytest.mark.parametrize("batch_size", [7, 128])
+def test_predict_side_by_side_equals_predict_batch_by_batch_on_one_thread(path, batch_size):
+    x = np.random.default_rng(0).random((300, 28, 28, 1), dtype=np.float32)
+    model = mnist_cnn(seed=3)
+    together = model.predict(x, batch_size=batch_size)
+    expected = np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    np.testing.assert_allclose(together, expected, rtol=1e-5, atol=1e-7)
+    assert together.shape == (300, 10) and together.dtype == np.float32
