@@ -74,8 +74,9 @@ def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> 
 
 
 TAPS_PER_PASS, FILTERS_PER_PASS = 3, 4
-"""The small-window kernels go over a plane once per 3 taps and 4 filters: each loaded input
-value serves 4 filters, each accumulator is loaded and stored once per 3 taps."""
+"""The small-window kernels go over a plane once per 3 taps and 4 filters (their loops are
+written for these two numbers): each loaded input value serves 4 filters, each accumulator
+is loaded and stored once per 3 taps."""
 
 
 class SmallWindowPlan(NamedTuple):
