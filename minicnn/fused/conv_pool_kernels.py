@@ -13,7 +13,7 @@ import numpy as np
 from numba import prange
 
 from minicnn.fused.scheduling import one_image_at_a_time
-from minicnn.fused.winograd import conv_pool_forward_winograd
+from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
@@ -276,10 +276,15 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     of chunks, each with its own partial ``dW`` (summed at the end), so the
     result does not depend on how many threads run. Small windows
     (``KH*KW*C <= SMALL_WINDOW``) loop over the filters innermost instead.
+    Where the forward runs Winograd (larger 3x3 stride-1 windows, 2x2 pools of
+    stride 2), the backward runs through Winograd's transforms
+    (:func:`minicnn.fused.winograd.conv_pool_backward_winograd`), its products as BLAS calls.
     """
     top, bottom, left, right = pads
     n, _, _, c = x.shape
     kh, kw, _, f = W.shape
+    if kh * kw * c > SMALL_WINDOW and (kh, kw, stride, pool, pool_stride) == (3, 3, 1, 2, 2):
+        return conv_pool_backward_winograd(d, argmax, x, W, pads, pool, pool_stride, input_gradient)
     chunks = min(n, 16)
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     if kh * kw * c <= SMALL_WINDOW:

@@ -173,36 +173,30 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
 # --------------------------------------------------------------------------- backward
 
 
-@compiled()
-def _a(g, k):  # pragma: no cover - compiled
-    """``A`` applied to the 2 values along one axis of a 2x2 output tile holding ``g`` at ``k``, 0 elsewhere.
+A = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
+"""The output transform's ``A`` (4x2): a tile's 2x2 outputs are ``A^T M A``."""
 
-    ``A`` is 4x2, its columns are ``(1, 1, 1, 0)`` and ``(0, 1, -1, -1)``: the values are
-    ``+-g`` or 0, exact.
-    """
-    if k == 0:
-        return g, g, g, 0.0 * g
-    return 0.0 * g, g, -g, -g
+DM_OF_WINNER = np.einsum("ia,jb->ijab", A, A).reshape(16, 4)
+"""``(A dY A^T)[xi]`` for ``dY`` = 1 at the winner ``k = a * 2 + b``, 0 elsewhere: (16, 4), entries 0 and +-1."""
 
 
 @compiled()
-def _output_gradient_transform(d, argmax, dM):  # pragma: no cover - compiled
+def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover - compiled
     """``dM[xi, t, f] = (A dY A^T)[xi]``, ``dY`` the 2x2 gradient of tile ``t``: ``d`` at the argmax, 0 elsewhere.
 
-    d, argmax (PH, PW, F) -> dM (16, T, F). With one nonzero entry ``g`` at ``(a, b)``,
-    ``A dY A^T`` is the outer product of ``A``'s columns ``a`` and ``b`` times ``g``.
+    d, argmax (PH, PW, F), dm_of_winner (16, 4) = ``DM_OF_WINNER`` in d's dtype -> dM (16, T, F).
+    ``dY`` is ``d`` times the winner's indicator, so ``dM`` is ``d`` times a sign (or 0)
+    picked by the winner: chosen by comparisons, not indexing, so the filter loop vectorizes.
     """
     ph, pw, f_total = d.shape
     for t in range(ph * pw):
-        ti, tj = t // pw, t % pw
-        for f in range(f_total):
-            k = argmax[ti, tj, f]
-            # A along the rows (the winner's row k // 2), then along the columns (its column k % 2)
-            r0, r1, r2, r3 = _a(d[ti, tj, f], k // 2)
-            dM[0, t, f], dM[1, t, f], dM[2, t, f], dM[3, t, f] = _a(r0, k % 2)
-            dM[4, t, f], dM[5, t, f], dM[6, t, f], dM[7, t, f] = _a(r1, k % 2)
-            dM[8, t, f], dM[9, t, f], dM[10, t, f], dM[11, t, f] = _a(r2, k % 2)
-            dM[12, t, f], dM[13, t, f], dM[14, t, f], dM[15, t, f] = _a(r3, k % 2)
+        g, k = d[t // pw, t % pw], argmax[t // pw, t % pw]
+        for xi in range(16):
+            c0, c1, c2, c3 = dm_of_winner[xi, 0], dm_of_winner[xi, 1], dm_of_winner[xi, 2], dm_of_winner[xi, 3]
+            out = dM[xi, t]
+            for f in range(f_total):
+                kf = k[f]
+                out[f] = g[f] * (c0 if kf == 0 else (c1 if kf == 1 else (c2 if kf == 2 else c3)))
 
 
 @compiled()
@@ -253,7 +247,7 @@ def _crop_image(dxp, top, left, dx, n):  # pragma: no cover - compiled
 
 
 @compiled(parallel=True)
-def _winograd_pool_backward_kernel(d, argmax, x, Ut, top, left, dU_parts, dx,
+def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU_parts, dx,
                                    input_gradient):  # pragma: no cover - compiled
     # Ut (16, F, C) = U transposed. A fixed number of chunks of images, each with its own
     # partial dU (16, C, F) summed in image order, so the result does not depend on the threads.
@@ -272,7 +266,7 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, top, left, dU_parts, dx,
         for n in range(part * per_chunk, min(n_total, (part + 1) * per_chunk)):
             _pad_image(x, n, top, left, xp)
             _input_transform(xp, ph, pw, V)
-            _output_gradient_transform(d[n], argmax[n], dM)
+            _output_gradient_transform(d[n], argmax[n], dm_of_winner, dM)
             for xi in range(16):
                 np.dot(V[xi].T, dM[xi], dU_image[xi])
             dU += dU_image
@@ -313,7 +307,7 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
     _winograd_pool_backward_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
-                                   Ut, top, left, dU_parts, dx, input_gradient)
+                                   Ut, DM_OF_WINNER.astype(x.dtype), top, left, dU_parts, dx, input_gradient)
     dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
     dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
     return dW, (dx if input_gradient else None)
