@@ -22,7 +22,7 @@ def made_3x3(case):
 def output_gradient(argmax, seed, integers=False):
     """dL/dpooled with zeros where ReLU or dropout would have cut it: (N, PH, PW, F)."""
     rng = np.random.default_rng(seed)
-    d = rng.integers(-3, 4, argmax.shape).astype(np.float64) if integers else rng.standard_normal(argmax.shape)
+    d = rng.integers(-3, 4, argmax.shape) * 1.0 if integers else rng.standard_normal(argmax.shape)
     return d * (rng.random(argmax.shape) > 0.3)
 
 
@@ -47,7 +47,7 @@ def test_winograd_backward_matches_the_layers_backward(case, input_gradient, tie
 
 
 def test_integer_valued_ties_give_exactly_the_layers_gradients():
-    """Every step is exact on integers (transform entries 0, +-1, +-1/2): the gradients are equal, not close."""
+    """Every step is exact on integers (transform entries 0, +-1, +-1/2): the gradients are equal."""
     made = integer_valued(make_case((3, 9, 7, 5, 6, 3, 1, True, 2, 2)))
     x, W, _, pads, pool, pool_stride = made
     pooled, argmax = winograd.conv_pool_forward_winograd(x, W, pads, pool, pool_stride)
@@ -99,6 +99,16 @@ def test_float32_is_within_the_rounding_bounds_of_float64():
     assert bound_dW < 0.2 * np.median(np.abs(dW_ref)) and bound_dx < 0.2 * np.median(np.abs(dx_ref))
     np.testing.assert_allclose(dW, dW_ref, rtol=0, atol=bound_dW)
     np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=bound_dx)
+
+
+def test_chunks_of_several_images_sum_all_their_images():
+    made = make_case((37, 6, 5, 5, 3, 3, 1, True, 2, 2))  # 16 chunks of up to 3 images
+    _, argmax = conv_pool_forward_by_definition(*made)
+    d = output_gradient(argmax, 4)
+    dW_ref, dx_ref = conv_pool_backward_by_definition(d, argmax, *made)
+    dW, dx = fast.conv_pool_backward_numba(d, argmax, *made)
+    np.testing.assert_allclose(dW, dW_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
 
 
 def test_result_does_not_depend_on_the_number_of_threads():

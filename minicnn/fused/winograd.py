@@ -177,12 +177,12 @@ A = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
 """The output transform's ``A`` (4x2): a tile's 2x2 outputs are ``A^T M A``."""
 
 DM_OF_WINNER = np.einsum("ia,jb->ijab", A, A).reshape(16, 4)
-"""``(A dY A^T)[xi]`` for ``dY`` = 1 at the winner ``k = a * 2 + b``, 0 elsewhere: (16, 4), entries 0 and +-1."""
+"""``(A dY A^T)[xi]`` for ``dY`` = 1 at the winner ``k = a * 2 + b``, 0 elsewhere: (16, 4), entries 0, +-1."""
 
 
 @compiled()
 def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover - compiled
-    """``dM[xi, t, f] = (A dY A^T)[xi]``, ``dY`` the 2x2 gradient of tile ``t``: ``d`` at the argmax, 0 elsewhere.
+    """``dM[xi, t, f] = (A dY A^T)[xi]``, ``dY`` the 2x2 gradient of tile ``t``: ``d`` at the argmax, else 0.
 
     d, argmax (PH, PW, F), dm_of_winner (16, 4) = ``DM_OF_WINNER`` in d's dtype -> dM (16, T, F).
     ``dY`` is ``d`` times the winner's indicator, so ``dM`` is ``d`` times a sign (or 0)
@@ -192,7 +192,7 @@ def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover
     for t in range(ph * pw):
         g, k = d[t // pw, t % pw], argmax[t // pw, t % pw]
         for xi in range(16):
-            c0, c1, c2, c3 = dm_of_winner[xi, 0], dm_of_winner[xi, 1], dm_of_winner[xi, 2], dm_of_winner[xi, 3]
+            c0, c1, c2, c3 = dm_of_winner[xi]
             out = dM[xi, t]
             for f in range(f_total):
                 kf = k[f]
@@ -201,7 +201,7 @@ def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover
 
 @compiled()
 def _b(v0, v1, v2, v3):  # pragma: no cover - compiled
-    """``B`` applied to four values along one axis of a 4x4 transformed tile (the transpose of :func:`_bt`)."""
+    """``B`` applied to four values along one axis of a 4x4 transformed tile (:func:`_bt` transposed)."""
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
 
 
@@ -238,7 +238,7 @@ def _input_gradient_transform(dV, ph, pw, dxp):  # pragma: no cover - compiled
 
 @compiled()
 def _crop_image(dxp, top, left, dx, n):  # pragma: no cover - compiled
-    """``dx[n]`` = the part of dxp over the image (the inverse of :func:`_pad_image`); 0 where no tile reached."""
+    """``dx[n]`` = the part of dxp over the image (inverse of :func:`_pad_image`); 0 where no tile reached."""
     _, h, w, _ = dx.shape
     dx[n] = 0.0
     for r in range(max(0, top), min(h + top, dxp.shape[0])):
