@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from minicnn.fused.scheduling import one_image_at_a_time
-from minicnn.fused.winograd import conv_pool_forward_winograd
+from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
@@ -451,10 +451,15 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     form planes (zero where another offset won), and each ``dW`` entry is a sum of
     such a plane times a shifted phase plane of x, contiguous SIMD loops over all
     positions where a loop per winner would run over 9 values.
+    Where the forward runs Winograd (larger 3x3 stride-1 windows, 2x2 pools of
+    stride 2), the backward runs through Winograd's transforms
+    (:func:`minicnn.fused.winograd.conv_pool_backward_winograd`), its products as BLAS calls.
     """
     top, bottom, left, right = pads
     n, _, _, c = x.shape
     kh, kw, _, f = W.shape
+    if kh * kw * c > SMALL_WINDOW and (kh, kw, stride, pool, pool_stride) == (3, 3, 1, 2, 2):
+        return conv_pool_backward_winograd(d, argmax, x, W, pads, pool, pool_stride, input_gradient)
     chunks = min(n, 16)
     if kh * kw * c <= SMALL_WINDOW:
         _, ph, pw, _ = d.shape

@@ -25,6 +25,16 @@ computed: an odd last output row or column, which no window reads, is skipped, s
 tile overhangs the output; tiles that overhang the *input* (padding, or the edge of a
 "valid" convolution) read zeros.
 
+The backward (:func:`conv_pool_backward_winograd`) runs the same three steps backwards:
+only each window's winner carries gradient, so a tile's output gradient ``dY`` (2x2) has
+one nonzero entry, and with ``dM = A dY A^T``::
+
+    dU[xi] = sum over images and tiles of V[xi]^T @ dM[xi]      dW = G^T dU G
+    dV[xi] = dM[xi] @ U[xi]^T                                  dd = B dV B^T
+
+where ``dd`` is the gradient of a tile's 4x4 input; overlapping tiles (they share 2 rows
+or columns) add theirs up.
+
 The entries of the transforms are 0, +-1 and +-1/2, so on integer-valued float64 data
 every value is exact and the results, ties included, equal the direct correlation's.
 """
@@ -158,3 +168,146 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     U = transform_filters(W.astype(x.dtype, copy=False))
     _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
     return pooled, argmax
+
+
+# --------------------------------------------------------------------------- backward
+
+
+A = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
+"""The output transform's ``A`` (4x2): a tile's 2x2 outputs are ``A^T M A``."""
+
+DM_OF_WINNER = np.einsum("ia,jb->ijab", A, A).reshape(16, 4)
+"""``(A dY A^T)[xi]`` for ``dY`` = 1 at the winner ``k = a * 2 + b``, 0 elsewhere: (16, 4), entries 0, +-1."""
+
+
+@compiled()
+def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover - compiled
+    """``dM[xi, t, f] = (A dY A^T)[xi]``, ``dY`` the 2x2 gradient of tile ``t``: ``d`` at the argmax, else 0.
+
+    d, argmax (PH, PW, F), dm_of_winner (16, 4) = ``DM_OF_WINNER`` in d's dtype -> dM (16, T, F).
+    ``dY`` is ``d`` times the winner's indicator, so ``dM`` is ``d`` times a sign (or 0)
+    picked by the winner: chosen by comparisons, not indexing, so the filter loop vectorizes.
+    """
+    ph, pw, f_total = d.shape
+    for t in range(ph * pw):
+        g, k = d[t // pw, t % pw], argmax[t // pw, t % pw]
+        for xi in range(16):
+            c0, c1, c2, c3 = dm_of_winner[xi]
+            out = dM[xi, t]
+            for f in range(f_total):
+                kf = k[f]
+                out[f] = g[f] * (c0 if kf == 0 else (c1 if kf == 1 else (c2 if kf == 2 else c3)))
+
+
+@compiled()
+def _b(v0, v1, v2, v3):  # pragma: no cover - compiled
+    """``B`` applied to four values along one axis of a 4x4 transformed tile (:func:`_bt` transposed)."""
+    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+
+
+@compiled()
+def _add_row(dd, i, c, row):  # pragma: no cover - compiled
+    """``dd[i, :, c] += row``: one row of a tile's 4x4 input gradient, channel ``c``."""
+    dd[i, 0, c] += row[0]
+    dd[i, 1, c] += row[1]
+    dd[i, 2, c] += row[2]
+    dd[i, 3, c] += row[3]
+
+
+@compiled()
+def _input_gradient_transform(dV, ph, pw, dxp):  # pragma: no cover - compiled
+    """Add each tile's input gradient ``B dV[:, t] B^T`` (4x4 per channel) into dxp (2*PH + 2, 2*PW + 2, C).
+
+    dV (16, T, C). Tiles start every 2 rows and columns, so neighbours overlap and add.
+    """
+    dxp[:] = 0.0
+    for t in range(ph * pw):
+        r, s = 2 * (t // pw), 2 * (t % pw)
+        dd = dxp[r:r + 4, s:s + 4]
+        for c in range(dV.shape[2]):
+            # B along the rows of dV (its 4 columns j), then B^T along the columns
+            a0, a1, a2, a3 = _b(dV[0, t, c], dV[4, t, c], dV[8, t, c], dV[12, t, c])
+            b0, b1, b2, b3 = _b(dV[1, t, c], dV[5, t, c], dV[9, t, c], dV[13, t, c])
+            e0, e1, e2, e3 = _b(dV[2, t, c], dV[6, t, c], dV[10, t, c], dV[14, t, c])
+            h0, h1, h2, h3 = _b(dV[3, t, c], dV[7, t, c], dV[11, t, c], dV[15, t, c])
+            _add_row(dd, 0, c, _b(a0, b0, e0, h0))
+            _add_row(dd, 1, c, _b(a1, b1, e1, h1))
+            _add_row(dd, 2, c, _b(a2, b2, e2, h2))
+            _add_row(dd, 3, c, _b(a3, b3, e3, h3))
+
+
+@compiled()
+def _crop_image(dxp, top, left, dx, n):  # pragma: no cover - compiled
+    """``dx[n]`` = the part of dxp over the image (inverse of :func:`_pad_image`); 0 where no tile reached."""
+    _, h, w, _ = dx.shape
+    dx[n] = 0.0
+    for r in range(max(0, top), min(h + top, dxp.shape[0])):
+        for s in range(max(0, left), min(w + left, dxp.shape[1])):
+            dx[n, r - top, s - left, :] = dxp[r, s, :]
+
+
+@compiled(parallel=True)
+def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU_parts, dx,
+                                   input_gradient):  # pragma: no cover - compiled
+    # Ut (16, F, C) = U transposed. A fixed number of chunks of images, each with its own
+    # partial dU (16, C, F) summed in image order, so the result does not depend on the threads.
+    n_total, ph, pw, f_total = d.shape
+    c = Ut.shape[2]
+    chunks = dU_parts.shape[0]
+    per_chunk = (n_total + chunks - 1) // chunks
+    for part in prange(chunks):
+        dU = dU_parts[part]
+        dU[:] = 0.0
+        xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
+        V = np.empty((16, ph * pw, c), dtype=x.dtype)
+        dM = np.empty((16, ph * pw, f_total), dtype=x.dtype)
+        dU_image = np.empty((16, c, f_total), dtype=x.dtype)
+        dV = np.empty((16, ph * pw, c), dtype=x.dtype)
+        for n in range(part * per_chunk, min(n_total, (part + 1) * per_chunk)):
+            _pad_image(x, n, top, left, xp)
+            _input_transform(xp, ph, pw, V)
+            _output_gradient_transform(d[n], argmax[n], dm_of_winner, dM)
+            for xi in range(16):
+                np.dot(V[xi].T, dM[xi], dU_image[xi])
+            dU += dU_image
+            if input_gradient:
+                for xi in range(16):
+                    np.dot(dM[xi], Ut[xi], dV[xi])
+                _input_gradient_transform(dV, ph, pw, xp)  # xp is free again: reuse it for dxp
+                _crop_image(xp, top, left, dx, n)
+
+
+@one_image_at_a_time
+def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
+                                pads: tuple, pool: int, pool_stride: int,
+                                input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` of :func:`conv_pool_forward_winograd` from ``d`` = dL/dpooled, by Winograd backwards.
+
+    The contract of ``conv_pool_backward_numba(d, argmax, x, W, 1, pads, pool, pool_stride,
+    input_gradient)``: d (N, PH, PW, F), argmax (N, PH, PW, F) uint8, x (N, H, W, C),
+    W (3, 3, C, F); returns dW (3, 3, C, F) and dx (N, H, W, C), or None unless
+    ``input_gradient``. The forward is ``Y = A^T (U * V) A`` per tile, channel and
+    filter (summed over channels), linear in ``U = G g G^T`` and in ``V = B^T d B``, so
+    its backward is the same transforms transposed, with the 16 products per image as
+    BLAS calls: ``dM = A dY A^T`` (dY: ``d`` at the argmax of the tile), then
+    ``dU[xi] += V[xi]^T @ dM[xi]`` (C, F) and ``dW = G^T dU G``; ``dV[xi] = dM[xi] @ U[xi]^T``
+    (T, C) and each tile's input gradient ``B dV B^T`` added into the padded image,
+    tiles overlapping by 2 rows and columns, then cropped by the pads.
+    """
+    if W.shape[:2] != (3, 3):
+        raise ValueError(f"conv_pool_backward_winograd: W must be (3, 3, C, F); got {W.shape}")
+    if (pool, pool_stride) != (2, 2):
+        raise ValueError("conv_pool_backward_winograd: pool and pool_stride must be 2; "
+                         f"got {pool} and {pool_stride}")
+    n, _, _, c = x.shape
+    f = W.shape[3]
+    top, _, left, _ = pads
+    chunks = min(n, 16)
+    Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
+    dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
+    dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+    _winograd_pool_backward_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
+                                   Ut, DM_OF_WINNER.astype(x.dtype), top, left, dU_parts, dx, input_gradient)
+    dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
+    dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
+    return dW, (dx if input_gradient else None)
