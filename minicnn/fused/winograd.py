@@ -72,11 +72,12 @@ def _at(m0, m1, m2, m3):  # pragma: no cover - compiled
 @compiled()
 def _pad_image(x, n, top, left, xp):  # pragma: no cover - compiled
     """Copy image ``n`` into ``xp`` (2*PH + 2, 2*PW + 2, C): what the tiles read, zeros outside x."""
-    _, h, w, _ = x.shape
+    _, h, w, c = x.shape
     xp[:] = 0.0
     for r in range(max(0, top), min(h + top, xp.shape[0])):
         for s in range(max(0, left), min(w + left, xp.shape[1])):
-            xp[r, s, :] = x[n, r - top, s - left, :]
+            for ch in range(c):  # a loop, not a slice copy: Numba compiles slice copies in seconds
+                xp[r, s, ch] = x[n, r - top, s - left, ch]
 
 
 @compiled()
@@ -239,11 +240,22 @@ def _input_gradient_transform(dV, ph, pw, dxp):  # pragma: no cover - compiled
 @compiled()
 def _crop_image(dxp, top, left, dx, n):  # pragma: no cover - compiled
     """``dx[n]`` = the part of dxp over the image (inverse of :func:`_pad_image`); 0 where no tile reached."""
-    _, h, w, _ = dx.shape
+    _, h, w, c = dx.shape
     dx[n] = 0.0
     for r in range(max(0, top), min(h + top, dxp.shape[0])):
         for s in range(max(0, left), min(w + left, dxp.shape[1])):
-            dx[n, r - top, s - left, :] = dxp[r, s, :]
+            for ch in range(c):  # a loop, not a slice copy (see _pad_image)
+                dx[n, r - top, s - left, ch] = dxp[r, s, ch]
+
+
+@compiled()
+def _add_into(total, part):  # pragma: no cover - compiled
+    """``total += part`` for (16, C, F) arrays, as a loop: inside a parallel loop an array
+    expression becomes a nested parallel loop, which takes Numba seconds to compile."""
+    for i in range(total.shape[0]):
+        for j in range(total.shape[1]):
+            for k in range(total.shape[2]):
+                total[i, j, k] += part[i, j, k]
 
 
 @compiled(parallel=True)
@@ -269,7 +281,7 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU
             _output_gradient_transform(d[n], argmax[n], dm_of_winner, dM)
             for xi in range(16):
                 np.dot(V[xi].T, dM[xi], dU_image[xi])
-            dU += dU_image
+            _add_into(dU, dU_image)
             if input_gradient:
                 for xi in range(16):
                     np.dot(dM[xi], Ut[xi], dV[xi])
