@@ -4,6 +4,7 @@
     python benchmarks/bench_speed.py --quick         # a smoke run of a minute or two
     python benchmarks/bench_speed.py --threads 1 2   # also one thread: parallel efficiency
     python benchmarks/bench_speed.py --background-load 1   # beside one busy process
+    python benchmarks/bench_speed.py --background-load 0 1 # quiet and beside one, alternating
 
 Each measurement runs in a fresh subprocess (``--worker``), so each framework
 keeps its own thread settings (minicnn's are set when it is imported, and
@@ -30,10 +31,14 @@ report adds the parallel efficiency ``images/s at T threads / (T * images/s
 at 1 thread)``. ``--background-load N`` keeps N busy processes (pure Python
 loops) running beside the measurement, as on a shared machine; they stop
 when the benchmark ends, or by themselves after ``BUSY_LIMIT_S`` seconds if
-it dies. Before any of that, ``machine.py`` records the CPU (model, family,
+it dies. With several loads (``0 1``) every repetition runs each in turn, so
+the quiet and the loaded figures come from one run, and the report gives
+each loaded ratio to Keras against the quiet one. Before any of that,
+``machine.py`` records the CPU (model, family,
 model number, flags), NumPy's BLAS kernel and the machine's measured sgemm
 GFLOP/s and memory bandwidth. Results go to ``--out`` as ``speed.json`` and
-``speed.md``, or ``speed_background_load_1.*``, ``speed_threads_1_2.*`` and so on
+``speed.md``, or ``speed_background_load_1.*``, ``speed_threads_1_2.*``,
+``speed_background_load_0_1.*`` and so on
 for runs with other settings (:func:`result_stem`), so no run overwrites another kind.
 """
 
@@ -248,36 +253,73 @@ def markdown(results: dict) -> str:
     blas = ", ".join(f"{b['library']}: {b['internal_api']} {b['version']} ({b['architecture']} kernels)"
                      for b in m["blas"])
     lim = m["limits"]
+    loads = ", ".join(map(str, c["background_load"]))
     lines = [f"Measured {results['date']} on {machine_module().describe_cpu(m['cpu'])}, {m['cores']} cores; "
              f"batch {c['batch_size']}, medians of {c['repeats']} repetitions, "
-             f"background load: {c['background_load']} busy process(es).", "",
+             f"background load: {loads} busy process(es).", "",
              f"Machine limits with {m['limits_threads']} threads ({blas}"
              + (f"; {', '.join(f'{k}={v}' for k, v in m['blas_environment'].items())}"
                 if m["blas_environment"] else "")
              + f"): sgemm {lim['sgemm_conv2_gflops']:.0f} GFLOP/s on the conv2 shape "
              f"25088x288 @ 288x64, {lim['sgemm_square_gflops']:.0f} GFLOP/s on 2048x2048; "
              f"memory copy {lim['copy_gb_per_s']:.1f} GB/s (read + write)."]
-    for threads, summary in results["by_threads"].items():
-        lines += ["", f"{threads} thread(s):", "",
-                  "| | training images/s | s per 56k-image epoch | first-epoch overhead (cold / warm) "
-                  "| inference images/s | peak memory |", "|---|---:|---:|---:|---:|---:|"]
-        for name, row in summary.items():
-            lines.append(f"| {name} | {row['train_images_per_s']:,.0f} "
-                         f"| {row['seconds_per_56000_image_epoch']:.1f} "
-                         f"| {row['first_epoch_overhead_cold_s']:.1f} s "
-                         f"/ {row['first_epoch_overhead_s']:.1f} s "
-                         f"| {row['predict_images_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} MB |")
-        if "keras" in summary:
-            train = summary["minicnn"]["train_images_per_s"] / summary["keras"]["train_images_per_s"]
-            infer = summary["minicnn"]["predict_images_per_s"] / summary["keras"]["predict_images_per_s"]
-            lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x."]
-    efficiency = results["parallel_efficiency"]
-    if efficiency:
-        lines += ["", "Parallel efficiency, images/s at T threads / (T x images/s at 1 thread):", "",
-                  "| | threads | training | inference |", "|---|---:|---:|---:|"]
-        lines += [f"| {f} | {t} | {e['train']:.0%} | {e['predict']:.0%} |"
-                  for f, per_t in efficiency.items() for t, e in per_t.items()]
+    for load, by_threads in results["by_background_load"].items():
+        for threads, summary in by_threads.items():
+            lines += table(summary, f"{threads} thread(s), {load} busy process(es) beside:")
+    for load, per_framework in results["parallel_efficiency"].items():
+        if per_framework:
+            lines += ["", f"Parallel efficiency, {load} busy process(es) beside: images/s at T threads "
+                      "/ (T x images/s at 1 thread):", "",
+                      "| | threads | training | inference |", "|---|---:|---:|---:|"]
+            lines += [f"| {f} | {t} | {e['train']:.0%} | {e['predict']:.0%} |"
+                      for f, per_t in per_framework.items() for t, e in per_t.items()]
+    lines += [""] * bool(results["loaded_over_quiet"])
+    lines += [f"Beside {load} busy process(es), minicnn's ratio to Keras at {threads} thread(s) is "
+              f"{r['train']:.2f} of the quiet one for training and {r['predict']:.2f} for inference."
+              for load, per_t in results["loaded_over_quiet"].items() for threads, r in per_t.items()]
     return "\n".join(lines) + "\n"
+
+
+def table(summary: dict, title: str) -> list[str]:
+    """One markdown table of ``summary`` (framework -> figures), with the minicnn/Keras ratios."""
+    lines = ["", title, "",
+             "| | training images/s | s per 56k-image epoch | first-epoch overhead (cold / warm) "
+             "| inference images/s | peak memory |", "|---|---:|---:|---:|---:|---:|"]
+    for name, row in summary.items():
+        lines.append(f"| {name} | {row['train_images_per_s']:,.0f} "
+                     f"| {row['seconds_per_56000_image_epoch']:.1f} "
+                     f"| {row['first_epoch_overhead_cold_s']:.1f} s "
+                     f"/ {row['first_epoch_overhead_s']:.1f} s "
+                     f"| {row['predict_images_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} MB |")
+    if "keras" in summary:
+        train, infer = keras_ratios(summary)
+        lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x."]
+    return lines
+
+
+def keras_ratios(summary: dict) -> tuple[float, float]:
+    """minicnn's training and inference throughput over Keras'."""
+    return (summary["minicnn"]["train_images_per_s"] / summary["keras"]["train_images_per_s"],
+            summary["minicnn"]["predict_images_per_s"] / summary["keras"]["predict_images_per_s"])
+
+
+def loaded_over_quiet(by_load: dict[int, dict[int, dict[str, dict]]]
+                      ) -> dict[int, dict[int, dict[str, float]]]:
+    """Per load N > 0 and thread count: minicnn's ratio to Keras beside N busy processes over the quiet ratio.
+
+    Empty unless the quiet machine (load 0) and Keras were measured.
+    """
+    if 0 not in by_load:
+        return {}
+    out = {}
+    for load, by_threads in by_load.items():
+        if load > 0:
+            out[load] = {}
+            for threads, summary in by_threads.items():
+                if "keras" in summary:
+                    loaded, quiet = keras_ratios(summary), keras_ratios(by_load[0][threads])
+                    out[load][threads] = {"train": loaded[0] / quiet[0], "predict": loaded[1] / quiet[1]}
+    return out
 
 
 def machine_module():
@@ -297,27 +339,32 @@ def drive(args: argparse.Namespace) -> None:
         print("TensorFlow/Keras not installed (pip install -e '.[keras]'): measuring minicnn only.")
     print("measuring the machine's limits ...", flush=True)
     machine = machine_module().describe_in_subprocess(threads=max(args.threads))
-    runs: dict[int, dict[str, list[dict]]] = {t: {f: [] for f in frameworks} for t in args.threads}
-    with tempfile.TemporaryDirectory() as numba_cache, background_load(args.background_load):
+    loads, threads_list = args.background_load, args.threads
+    runs = {load: {t: {f: [] for f in frameworks} for t in threads_list} for load in loads}
+    with tempfile.TemporaryDirectory() as numba_cache:
         for rep in range(args.repeats):
-            for threads in args.threads:
-                for framework in frameworks:
-                    images = args.train_images // 4 if framework == "minicnn-numpy" else args.train_images
-                    run = spawn(framework, args, threads, numba_cache, images)
-                    runs[threads][framework].append(run)
-                    epochs = ", ".join(f"{s:.1f}" for s in run["epoch_seconds"])
-                    print(f"repeat {rep + 1}/{args.repeats} {threads} thread(s) {framework:14s} epochs "
-                          f"[{epochs}] s on {run['train_images']} images; "
-                          f"predict {run['predict_seconds']:.2f} s", flush=True)
-    by_threads = {t: {f: summarize(r) for f, r in per_t.items()} for t, per_t in runs.items()}
+            for load in loads:
+                with background_load(load):
+                    for threads in threads_list:
+                        for framework in frameworks:
+                            images = args.train_images // (4 if framework == "minicnn-numpy" else 1)
+                            run = spawn(framework, args, threads, numba_cache, images)
+                            runs[load][threads][framework].append(run)
+                            epochs = ", ".join(f"{s:.1f}" for s in run["epoch_seconds"])
+                            print(f"repeat {rep + 1}/{args.repeats} load {load} {threads} thread(s) "
+                                  f"{framework:14s} epochs [{epochs}] s on {run['train_images']} images; "
+                                  f"predict {run['predict_seconds']:.2f} s", flush=True)
+    by_load = {load: {t: {f: summarize(r) for f, r in per_t.items()} for t, per_t in per_load.items()}
+               for load, per_load in runs.items()}
     results = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": machine,
         "config": {k: getattr(args, k) for k in ("train_images", "test_images", "epochs", "batch_size",
                                                    "threads", "repeats", "background_load")},
-        "summary": by_threads[max(args.threads)],
-        "by_threads": by_threads,
-        "parallel_efficiency": parallel_efficiency(by_threads),
+        "summary": by_load[loads[0]][max(threads_list)],
+        "by_background_load": by_load,
+        "parallel_efficiency": {load: parallel_efficiency(per_t) for load, per_t in by_load.items()},
+        "loaded_over_quiet": loaded_over_quiet(by_load),
         "runs": runs,
     }
     out = Path(args.out)
@@ -333,13 +380,13 @@ def drive(args: argparse.Namespace) -> None:
     print(f"written to {out / f'{stem}.json'} and {out / f'{stem}.md'}")
 
 
-def result_stem(threads: list[int], background_load: int) -> str:
+def result_stem(threads: list[int], background_load: list[int]) -> str:
     """``speed`` for one thread count on a quiet machine, with the settings that differ appended."""
     stem = "speed"
     if len(threads) > 1:
         stem += "_threads_" + "_".join(map(str, threads))
-    if background_load:
-        stem += f"_background_load_{background_load}"
+    if background_load != [0]:
+        stem += "_background_load_" + "_".join(map(str, background_load))
     return stem
 
 
@@ -351,8 +398,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count()],
                         help="threads for every framework; several counts (e.g. 1 2) measure each")
-    parser.add_argument("--background-load", type=int, default=0, metavar="N",
-                        help="busy processes to run beside the measurement")
+    parser.add_argument("--background-load", type=int, nargs="+", default=[0], metavar="N",
+                        help="busy processes to run beside the measurement; several counts (e.g. 0 1) "
+                             "alternate within each repetition")
     parser.add_argument("--repeats", type=int, default=3, help="runs per framework, alternating")
     parser.add_argument("--quick", action="store_true", help="small epochs and one repeat, for a smoke test")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"), help="output directory")
@@ -364,8 +412,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
     if any(t < 1 for t in args.threads) or len(set(args.threads)) != len(args.threads):
         parser.error(f"--threads must be distinct positive counts; got {args.threads}")
-    if args.background_load < 0:
-        parser.error(f"--background-load must be 0 or more processes; got {args.background_load}")
+    loads = args.background_load
+    if any(n < 0 for n in loads) or len(set(loads)) != len(loads):
+        parser.error(f"--background-load must be distinct counts of 0 or more processes; got {loads}")
     if args.worker:
         (args.threads,) = args.threads
     else:

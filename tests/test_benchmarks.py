@@ -56,7 +56,8 @@ def test_parallel_efficiency_relative_to_one_thread():
     assert bench.parallel_efficiency({2: by_threads[2]}) == {}
 
 
-@pytest.mark.parametrize("bad", [["--threads", "0"], ["--threads", "2", "2"], ["--background-load", "-1"]])
+@pytest.mark.parametrize("bad", [["--threads", "0"], ["--threads", "2", "2"], ["--background-load", "-1"],
+                                 ["--background-load", "1", "1"]])
 def test_bad_benchmark_arguments_are_refused(bad):
     with pytest.raises(SystemExit):
         load("bench_speed").parse_args(bad)
@@ -99,7 +100,17 @@ def test_predict_time_leaves_out_the_first_call_and_takes_the_median():
 
 def test_runs_with_other_settings_write_to_other_files():
     bench = load("bench_speed")
-    stems = [bench.result_stem([2], 0), bench.result_stem([2], 1), bench.result_stem([1, 2], 0),
-             bench.result_stem([1, 2], 3)]
+    stems = [bench.result_stem([2], [0]), bench.result_stem([2], [1]), bench.result_stem([1, 2], [0]),
+             bench.result_stem([1, 2], [3]), bench.result_stem([2], [0, 1])]
     assert stems == ["speed", "speed_background_load_1", "speed_threads_1_2",
-                     "speed_threads_1_2_background_load_3"]
+                     "speed_threads_1_2_background_load_3", "speed_background_load_0_1"]
+
+
+def test_loaded_ratio_to_keras_is_set_against_the_quiet_ratio_of_the_same_run():
+    bench = load("bench_speed")
+    row = lambda train, predict: {"train_images_per_s": train, "predict_images_per_s": predict}  # noqa: E731
+    quiet = {"minicnn": row(200.0, 400.0), "keras": row(100.0, 200.0)}  # 2x and 2x
+    loaded = {"minicnn": row(100.0, 300.0), "keras": row(80.0, 100.0)}  # 1.25x and 3x
+    over = bench.loaded_over_quiet({0: {2: quiet}, 1: {2: loaded}})
+    assert over == {1: {2: {"train": 0.625, "predict": 1.5}}}
+    assert bench.loaded_over_quiet({1: {2: loaded}}) == {}
