@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from minicnn.fused.scheduling import one_image_at_a_time
+from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_time
 from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
 from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
@@ -156,12 +156,11 @@ def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, poo
     # contiguous run of KW*C values: xp_rows (N, HP, WP*C), Wt_rows (F, KH, KW*C).
     n_total, ph, pw, f_total = d.shape
     kh, run = Wt_rows.shape[1], Wt_rows.shape[2]
-    chunks = dWt_parts.shape[0]
-    per_chunk = (n_total + chunks - 1) // chunks
-    for t in prange(chunks):
+    for t in prange(dWt_parts.shape[0]):
         dWt = dWt_parts[t]
         dWt[:] = 0.0
-        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+        start, stop = chunk_images(t, dWt_parts.shape[0], n_total)
+        for n in range(start, stop):
             if input_gradient:
                 dxp_rows[n] = 0.0
             for pi in range(ph):
@@ -216,10 +215,9 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     kh, kw, _, f = W.shape
     if kh * kw * c > SMALL_WINDOW and (kh, kw, stride, pool, pool_stride) == (3, 3, 1, 2, 2):
         return conv_pool_backward_winograd(d, argmax, x, W, pads, pool, pool_stride, input_gradient)
-    chunks = min(n, 16)
     if kh * kw * c <= SMALL_WINDOW:
-        return conv_pool_backward_small(d, argmax, x, W, stride, pads, pool, pool_stride,
-                                        input_gradient, chunks)
+        return conv_pool_backward_small(d, argmax, x, W, stride, pads, pool, pool_stride, input_gradient)
+    chunks = fixed_chunks(n)
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
     dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)

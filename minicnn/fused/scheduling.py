@@ -6,6 +6,26 @@ import functools
 
 from numba import set_parallel_chunksize
 
+from minicnn.kernels import compiled
+
+FIXED_CHUNKS = 16
+"""The backward kernels split a batch into at most this many chunks of images, each with
+its own partial weight gradient, summed in chunk order at the end: a fixed split, so the
+sums, and so the results, do not depend on how many threads run them."""
+
+
+def fixed_chunks(n: int) -> int:
+    """How many chunks a batch of ``n`` images is split into: ``min(n, FIXED_CHUNKS)``."""
+    return min(n, FIXED_CHUNKS)
+
+
+@compiled()
+def chunk_images(part, chunks, n):  # pragma: no cover - compiled
+    """``(start, stop)``: the images of chunk ``part`` when ``n`` images are cut into ``chunks``
+    runs of equal length (the last ones may be shorter or empty)."""
+    per_chunk = (n + chunks - 1) // chunks
+    return part * per_chunk, min(n, (part + 1) * per_chunk)
+
 
 def one_image_at_a_time(fn):
     """Run ``fn``'s parallel loops over images (or chunks of them) with dynamic scheduling.

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
+from minicnn.fused.scheduling import chunk_images, fixed_chunks
 from minicnn.kernels import compiled
 
 TAPS_PER_PASS, FILTERS_PER_PASS = 3, 4
@@ -236,13 +237,12 @@ def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, 
     # along the same shifts. Chunks of images have their own partial dW (summed by the caller).
     n_total, ph, pw, f_total = d.shape
     offsets, filters = plane.shape[0], weights.shape[1]
-    chunks = dW_parts.shape[0]
-    per_chunk = (n_total + chunks - 1) // chunks
-    for t in prange(chunks):
+    for t in prange(dW_parts.shape[0]):
         dW = dW_parts[t]
         dW[:] = 0.0
         g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
-        for n in range(t * per_chunk, min(n_total, (t + 1) * per_chunk)):
+        start, stop = chunk_images(t, dW_parts.shape[0], n_total)
+        for n in range(start, stop):
             planes = _phase_planes(x[n], step, top, left, hq, wq)
             _gradient_planes(d[n], argmax[n], wq, g)
             for k in range(offsets):
@@ -269,14 +269,14 @@ def conv_pool_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tup
 
 def conv_pool_backward_small(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
                              stride: int, pads: tuple, pool: int, pool_stride: int,
-                             input_gradient: bool, chunks: int) -> tuple[np.ndarray, np.ndarray | None]:
+                             input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dW, dx)`` over phase planes, as ``conv_pool_backward_numba``: per image, the gradients at
     each window offset form planes (zero where another offset won), and each ``dW`` entry is a
-    sum of such a plane times a shifted phase plane of x. ``chunks`` fixed partial sums of ``dW``."""
+    sum of such a plane times a shifted phase plane of x; partial sums of ``dW`` per fixed chunk."""
     kh, kw, c, f = W.shape
     _, ph, pw, _ = d.shape
     plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
-    dW_parts = np.empty((chunks, *plan.weights.shape), dtype=W.dtype)
+    dW_parts = np.empty((fixed_chunks(x.shape[0]), *plan.weights.shape), dtype=W.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
     _conv_pool_backward_small_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
                                      plan.plane, plan.shift, plan.weights, stride * pool_stride,

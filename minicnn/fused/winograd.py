@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from minicnn.fused.scheduling import one_image_at_a_time
+from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_time
 from minicnn.kernels import compiled, conv_output_size
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -265,9 +265,7 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU
     # partial dU (16, C, F) summed in image order, so the result does not depend on the threads.
     n_total, ph, pw, f_total = d.shape
     c = Ut.shape[2]
-    chunks = dU_parts.shape[0]
-    per_chunk = (n_total + chunks - 1) // chunks
-    for part in prange(chunks):
+    for part in prange(dU_parts.shape[0]):
         dU = dU_parts[part]
         dU[:] = 0.0
         xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
@@ -275,7 +273,8 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU
         dM = np.empty((16, ph * pw, f_total), dtype=x.dtype)
         dU_image = np.empty((16, c, f_total), dtype=x.dtype)
         dV = np.empty((16, ph * pw, c), dtype=x.dtype)
-        for n in range(part * per_chunk, min(n_total, (part + 1) * per_chunk)):
+        start, stop = chunk_images(part, dU_parts.shape[0], n_total)
+        for n in range(start, stop):
             _pad_image(x, n, top, left, xp)
             _input_transform(xp, ph, pw, V)
             _output_gradient_transform(d[n], argmax[n], dm_of_winner, dM)
@@ -314,7 +313,7 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     n, _, _, c = x.shape
     f = W.shape[3]
     top, _, left, _ = pads
-    chunks = min(n, 16)
+    chunks = fixed_chunks(n)
     Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
     dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
