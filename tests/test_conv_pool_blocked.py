@@ -1,18 +1,14 @@
 """The block-by-block pooled convolution computes what im2col @ W followed by max-pooling computes."""
 
-import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from test_fused import conv_pool_forward_by_definition, geometry, integer_valued, make_case
+from test_fused import assert_forward_matches_definition, geometry, integer_valued, make_case
 
 from minicnn.fused import conv_pool_kernels as fast
 
 
 def assert_blocked_matches_definition(made):
-    pooled_ref, argmax_ref = conv_pool_forward_by_definition(*made)
-    pooled, argmax = fast.conv_pool_forward_blocked(*made)
-    np.testing.assert_allclose(pooled, pooled_ref, rtol=1e-10, atol=1e-10)
-    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert_forward_matches_definition(fast.conv_pool_forward_blocked(*made), made)
 
 
 @given(geometry, st.booleans())
