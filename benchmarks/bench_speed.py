@@ -21,6 +21,11 @@ repetitions of:
 - inference throughput: ``predict`` on the test images, images/s, the median of
   ``PREDICT_REPEATS`` calls after one untimed call (which lets Keras trace its
   predict function for both batch shapes, the full and the last, shorter one);
+- beside each median, the fastest steady epoch and the fastest predict call of
+  all repetitions, and the cores kept busy (CPU seconds of all the worker's
+  threads over wall-clock seconds): a framework whose epochs alternate between
+  two speeds shows it there (on some VMs TensorFlow runs some epochs on about
+  one core, see ``docs/performance.md``);
 - peak resident memory of the worker process.
 
 minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
@@ -97,24 +102,33 @@ def run_minicnn(x, y, x_test, epochs: int, batch_size: int) -> dict:
     minicnn.set_random_seed(0)
     model = mnist_cnn()
     model.compile(optimizer=minicnn.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
-    epoch_seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-        epoch_seconds.append(time.perf_counter() - start)
-    return {"epoch_seconds": epoch_seconds,
-            "predict_seconds": time_predict(lambda: model.predict(x_test, batch_size=batch_size))}
+    return {**time_epochs(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0), epochs),
+            **time_predict(lambda: model.predict(x_test, batch_size=batch_size))}
 
 
-def time_predict(predict) -> float:
-    """Median seconds of ``PREDICT_REPEATS`` calls of ``predict()``, after one untimed call."""
+def timed(fn) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of ``fn()``; CPU seconds count every thread of this process."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_epochs(fit_one_epoch, epochs: int) -> dict[str, list[float]]:
+    """Wall-clock and CPU seconds of each of ``epochs`` calls of ``fit_one_epoch()``."""
+    times = [timed(fit_one_epoch) for _ in range(epochs)]
+    return {"epoch_seconds": [wall for wall, _ in times], "epoch_cpu_seconds": [cpu for _, cpu in times]}
+
+
+def time_predict(predict) -> dict:
+    """``PREDICT_REPEATS`` calls of ``predict()`` after one untimed call.
+
+    Returns their wall-clock and CPU seconds, and the median wall-clock seconds as ``predict_seconds``.
+    """
     predict()
-    seconds = []
-    for _ in range(PREDICT_REPEATS):
-        start = time.perf_counter()
-        predict()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+    times = [timed(predict) for _ in range(PREDICT_REPEATS)]
+    walls = [wall for wall, _ in times]
+    return {"predict_seconds": statistics.median(walls), "predict_seconds_all": walls,
+            "predict_cpu_seconds": [cpu for _, cpu in times]}
 
 
 def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
@@ -140,13 +154,9 @@ def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
         layers.Dense(10, activation="softmax"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
-    epoch_seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
-        epoch_seconds.append(time.perf_counter() - start)
-    return {"epoch_seconds": epoch_seconds,
-            "predict_seconds": time_predict(lambda: model.predict(x_test, batch_size=batch_size, verbose=0))}
+    return {**time_epochs(lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True),
+                          epochs),
+            **time_predict(lambda: model.predict(x_test, batch_size=batch_size, verbose=0))}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -223,10 +233,16 @@ def summarize(runs: list[dict]) -> dict:
     return {
         "train_images_per_s": statistics.median(steady),
         "train_images_per_s_all": steady,
+        "train_images_per_s_fastest": max(r["train_images"] / min(r["epoch_seconds"][1:]) for r in runs),
+        "train_cores": statistics.median(sum(r["epoch_cpu_seconds"][1:]) / sum(r["epoch_seconds"][1:])
+                                         for r in runs),
         "seconds_per_56000_image_epoch": 56000 / statistics.median(steady),
         "first_epoch_overhead_s": statistics.median(overhead),
         "first_epoch_overhead_cold_s": overhead[0],
         "predict_images_per_s": statistics.median(r["test_images"] / r["predict_seconds"] for r in runs),
+        "predict_images_per_s_fastest": max(r["test_images"] / min(r["predict_seconds_all"]) for r in runs),
+        "predict_cores": statistics.median(sum(r["predict_cpu_seconds"]) / sum(r["predict_seconds_all"])
+                                           for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "train_images": runs[0]["train_images"],
         "data": runs[0]["data"],
@@ -283,24 +299,32 @@ def markdown(results: dict) -> str:
 def table(summary: dict, title: str) -> list[str]:
     """One markdown table of ``summary`` (framework -> figures), with the minicnn/Keras ratios."""
     lines = ["", title, "",
-             "| | training images/s | s per 56k-image epoch | first-epoch overhead (cold / warm) "
-             "| inference images/s | peak memory |", "|---|---:|---:|---:|---:|---:|"]
+             "| | training images/s (fastest epoch) | s per 56k-image epoch "
+             "| first-epoch overhead (cold / warm) | inference images/s (fastest call) "
+             "| cores busy, training / inference | peak memory |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in summary.items():
         lines.append(f"| {name} | {row['train_images_per_s']:,.0f} "
+                     f"({row['train_images_per_s_fastest']:,.0f}) "
                      f"| {row['seconds_per_56000_image_epoch']:.1f} "
                      f"| {row['first_epoch_overhead_cold_s']:.1f} s "
                      f"/ {row['first_epoch_overhead_s']:.1f} s "
-                     f"| {row['predict_images_per_s']:,.0f} | {row['peak_rss_mb']:,.0f} MB |")
+                     f"| {row['predict_images_per_s']:,.0f} ({row['predict_images_per_s_fastest']:,.0f}) "
+                     f"| {row['train_cores']:.2f} / {row['predict_cores']:.2f} "
+                     f"| {row['peak_rss_mb']:,.0f} MB |")
     if "keras" in summary:
         train, infer = keras_ratios(summary)
-        lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x."]
+        best_train, best_infer = keras_ratios(summary, fastest=True)
+        lines += ["", f"minicnn / Keras: training {train:.2f}x, inference {infer:.2f}x by the medians; "
+                  f"each one's fastest epoch and call against the other's: training {best_train:.2f}x, "
+                  f"inference {best_infer:.2f}x."]
     return lines
 
 
-def keras_ratios(summary: dict) -> tuple[float, float]:
-    """minicnn's training and inference throughput over Keras'."""
-    return (summary["minicnn"]["train_images_per_s"] / summary["keras"]["train_images_per_s"],
-            summary["minicnn"]["predict_images_per_s"] / summary["keras"]["predict_images_per_s"])
+def keras_ratios(summary: dict, fastest: bool = False) -> tuple[float, float]:
+    """minicnn's training and inference throughput over Keras': of the medians, or of each one's fastest."""
+    suffix = "_fastest" if fastest else ""
+    return tuple(summary["minicnn"][key + suffix] / summary["keras"][key + suffix]
+                 for key in ("train_images_per_s", "predict_images_per_s"))
 
 
 def loaded_over_quiet(by_load: dict[int, dict[int, dict[str, dict]]]

@@ -93,9 +93,29 @@ def test_predict_time_leaves_out_the_first_call_and_takes_the_median():
         calls.append(1)
         bench.time.sleep(next(durations))
 
-    seconds = bench.time_predict(predict)
+    timings = bench.time_predict(predict)
     assert len(calls) == bench.PREDICT_REPEATS + 1
-    assert 0.01 <= seconds < 0.1
+    assert 0.01 <= timings["predict_seconds"] < 0.1
+    assert len(timings["predict_seconds_all"]) == len(timings["predict_cpu_seconds"]) == bench.PREDICT_REPEATS
+    assert max(timings["predict_cpu_seconds"]) < 0.1  # sleeping costs no CPU: wall and CPU time are apart
+
+
+def test_summary_gives_each_frameworks_fastest_epoch_and_call_and_the_cores_it_kept_busy():
+    bench = load("bench_speed")
+    run = lambda epochs, cpu, predict, predict_cpu: {  # noqa: E731
+        "train_images": 100, "test_images": 50, "data": "random", "peak_rss_mb": 1.0,
+        "epoch_seconds": epochs, "epoch_cpu_seconds": cpu, "predict_seconds": sorted(predict)[1],
+        "predict_seconds_all": predict, "predict_cpu_seconds": predict_cpu}
+    runs = [run([9.0, 1.0, 2.0], [9.0, 2.0, 2.0], [0.5, 1.0, 0.5], [1.0, 1.0, 1.0]),  # first epoch: warm-up
+            run([9.0, 2.0, 2.0], [9.0, 4.0, 4.0], [0.25, 1.0, 1.0], [0.5, 1.0, 1.0])]
+    s = bench.summarize(runs)
+    assert s["train_images_per_s_fastest"] == 100.0  # the 1-second epoch, not the 9-second warm-up
+    assert s["predict_images_per_s_fastest"] == 200.0
+    assert s["train_cores"] == pytest.approx((4 / 3 + 2.0) / 2)  # steady epochs only, median of runs
+    assert s["predict_cores"] == pytest.approx((3.0 / 2.0 + 2.5 / 2.25) / 2)
+    fast = {"train_images_per_s_fastest": 300.0, "predict_images_per_s_fastest": 100.0}
+    slow = {"train_images_per_s_fastest": 100.0, "predict_images_per_s_fastest": 200.0}
+    assert bench.keras_ratios({"minicnn": fast, "keras": slow}, fastest=True) == (3.0, 0.5)
 
 
 def test_runs_with_other_settings_write_to_other_files():
