@@ -377,8 +377,9 @@ class Sequential:
                 x, y, batch_size, shuffle, class_weight, sample_weight, validation_split, steps_per_epoch,
                 seed)
             validation_data = split_off or validation_data
-        return self._fit_loop(epoch_batches, steps, epochs, initial_epoch, verbose, callbacks,
-                              validation_data, batch_size)
+        with threads.one_blas_thread():  # held once for the run rather than per product (matmul)
+            return self._fit_loop(epoch_batches, steps, epochs, initial_epoch, verbose, callbacks,
+                                  validation_data, batch_size)
 
     def _fit_loop(self, epoch_batches, steps, epochs, initial_epoch, verbose, callbacks, validation_data,
                   batch_size) -> History:

@@ -16,16 +16,23 @@ Each is a default only: a value already in the environment wins. What can be set
 at run time is set with :func:`set_num_threads` (Numba's and BLAS's thread counts).
 
 Independent pieces of work (inference batches) go to :func:`map_on_threads`: one
-piece per thread, each thread alone in its kernels.
+piece per thread, each thread alone in its kernels. Large matrix products are split by
+minicnn itself into blocks fixed by their shapes (:func:`minicnn.kernels.matmul.matmul`), which
+:func:`for_each_block` runs side by side while :func:`one_blas_thread` holds BLAS to one
+thread: a product's sums then run in one order whatever the number of threads, so training
+gives the same numbers on one core as on many.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import functools
+import itertools
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -76,8 +83,6 @@ def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     workers = min(numba.get_num_threads(), len(items))
     if workers <= 1:
         return [fn(item) for item in items]
-    from threadpoolctl import threadpool_limits
-
     context = contextvars.copy_context()
 
     def alone(item: T) -> R:
@@ -86,7 +91,84 @@ def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="minicnn")
     try:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             return list(pool.map(alone, items))
     finally:
         pool.shutdown(cancel_futures=True)  # after an error or an interrupt, start no further item
+
+
+_HOLDING_ONE_BLAS_THREAD: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "minicnn_one_blas_thread", default=False)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within the ``with`` block, BLAS runs on one thread: NumPy's, and SciPy's that Numba's ``np.dot`` calls.
+
+    OpenBLAS shares a product's work out differently for different thread counts, and on
+    some of its kernels (Haswell's, for one) that changes the last bits of the sums.
+    minicnn parallelises its products itself instead (:func:`for_each_block`). The limit
+    is set once, by the outermost block: blocks nested in it, in the same thread or in
+    threads that run in a copy of its context (:func:`map_on_threads`), leave it alone.
+    threadpoolctl lets one thread at a time change OpenBLAS' thread count; a block
+    entered in another thread while that one holds a limit leaves the limit as it is.
+    """
+    if _HOLDING_ONE_BLAS_THREAD.get():
+        yield
+        return
+    token = _HOLDING_ONE_BLAS_THREAD.set(True)
+    try:
+        with _blas_libraries().limit(limits=1):
+            yield
+    finally:
+        _HOLDING_ONE_BLAS_THREAD.reset(token)
+
+
+@functools.cache
+def _blas_libraries():
+    """threadpoolctl's handle on every BLAS library loaded, SciPy's included (loaded first if need be)."""
+    import scipy.linalg  # noqa: F401  (its OpenBLAS is the one Numba's np.dot calls)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def for_each_block(fn: Callable[[int], None], blocks: int) -> None:
+    """``fn(0)``, ..., ``fn(blocks - 1)`` side by side, on as many threads as minicnn's kernels use.
+
+    For blocks that write disjoint parts of one result: each block is computed the same
+    way on whichever thread takes it, so the result does not depend on how many threads
+    there are. The caller's thread takes its share; each free thread takes the next block,
+    so a thread that another process holds up delays only the block it is on.
+    """
+    import numba
+
+    workers = min(numba.get_num_threads(), blocks)
+    if workers <= 1:
+        for block in range(blocks):
+            fn(block)
+        return
+    queue = itertools.count()  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        while (block := next(queue)) < blocks:
+            fn(block)
+
+    helpers = [_block_pool().submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:
+        for helper in helpers:
+            helper.result()
+
+
+def _block_pool() -> ThreadPoolExecutor:
+    """The threads that :func:`for_each_block` shares out blocks to, made once per process."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child has none of its parent's threads
+        _POOL = (os.getpid(), ThreadPoolExecutor(max(1, (os.cpu_count() or 2) - 1),
+                                                 thread_name_prefix="minicnn-blocks"))
+    return _POOL[1]
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None

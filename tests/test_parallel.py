@@ -43,7 +43,9 @@ def _threads_seen(_):
 def test_each_worker_gets_its_share_of_the_cores(backend):
     share = max(1, len(os.sched_getaffinity(0)) // 2)
     seen = list(parallel.run_tasks(_threads_seen, [(1,), (2,)], n_jobs=2, backend=backend))
-    assert seen == [(share, {share})] * 2
+    # Threads share one BLAS limit, held at one thread for the run (minicnn's products need no more)
+    blas = 1 if backend == "threading" else share
+    assert seen == [(share, {blas})] * 2
 
 
 def test_thread_share_is_undone_after_the_block():

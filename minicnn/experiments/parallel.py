@@ -5,10 +5,12 @@ by default, or any joblib backend by name, such as ``"dask"`` (with a
 ``dask.distributed.Client`` open) or ``"ray"`` (after ``ray.util.joblib.register_ray()``). Inside the worker,
 :func:`thread_share` sets BLAS's threads (threadpoolctl) and Numba's threads to
 the machine's cores divided by the tasks that run on it at once, so two folds on
-two cores each get one core instead of fighting over both. BLAS's limit is global to a
-process, so with the ``"threading"`` backend it is set once around the whole run rather
-than in each task (where one task's end would lift it under the others); Numba's thread
-count is per thread and is set in each task.
+two cores each get one core instead of fighting over both. minicnn's own products run
+BLAS on one thread whatever the limit (:func:`minicnn.threads.one_blas_thread`), which is
+what makes a fold's numbers the same in any worker. BLAS's limit is global to a process,
+so with the ``"threading"`` backend it is held at one thread around the whole run, by the
+calling thread, rather than set in each task (where one task's end would lift it under
+the others); Numba's thread count is per thread and is set in each task.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
+
+from minicnn.threads import one_blas_thread
 
 
 def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backend: str | None
@@ -38,7 +42,7 @@ def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backen
         # to the cluster once, instead of once per call.
         tasks = (joblib.delayed(_with_thread_share)(concurrent, not in_threads, function, *args)
                  for args in calls)
-        with thread_share(concurrent) if in_threads else nullcontext():
+        with one_blas_thread() if in_threads else nullcontext():
             yield from parallel(tasks)
 
 

@@ -17,6 +17,7 @@ from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forwa
 from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _im2col_kernel
+from minicnn.kernels.matmul import matmul
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
 
 # --------------------------------------------------------------------------- bias, ReLU and dropout
@@ -122,7 +123,7 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
     buffers reused from block to block, all of it stays in the caches::
 
         for each block of images:
-            cols = im2col(x[block]);  xw = cols @ W   # BLAS
+            cols = im2col(x[block]);  xw = cols @ W   # BLAS, in fixed row blocks (matmul)
             pooled[block], argmax[block] = maxpool(xw)
 
     The products and maxima are those of the whole batch at once. x: (N, H, W, C),
@@ -144,7 +145,7 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
         stop = min(n, start + block)
         b = stop - start  # the last block may be shorter
         _im2col_kernel(x[start:stop], kh, kw, stride, stride, top, left, cols[:b])
-        np.matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
+        matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
         _maxpool_forward_kernel(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
     return pooled, argmax
 

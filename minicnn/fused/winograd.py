@@ -46,6 +46,7 @@ from numba import prange
 
 from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_time
 from minicnn.kernels import compiled, conv_output_size
+from minicnn.threads import one_blas_thread
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 """The filter transform of F(2x2, 3x3): ``U = G g G^T`` is 4x4 for a 3x3 filter ``g``."""
@@ -167,7 +168,8 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     pooled = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
     argmax = np.empty(pooled.shape, dtype=np.uint8)
     U = transform_filters(W.astype(x.dtype, copy=False))
-    _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
+    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
+        _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
     return pooled, argmax
 
 
@@ -317,8 +319,9 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
     dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    _winograd_pool_backward_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
-                                   Ut, DM_OF_WINNER.astype(x.dtype), top, left, dU_parts, dx, input_gradient)
+    with one_blas_thread():
+        _winograd_pool_backward_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x), Ut,
+                                       DM_OF_WINNER.astype(x.dtype), top, left, dU_parts, dx, input_gradient)
     dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
     dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
     return dW, (dx if input_gradient else None)

@@ -6,6 +6,7 @@ import numpy as np
 
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import col2im, im2col
+from minicnn.kernels.matmul import matmul
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import as_pair, check_positive_int
 from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
@@ -20,7 +21,8 @@ class Conv2D(_Activated):
     x: (N, H, W, C) -> a: (N, OH, OW, F). Parameters: ``kernel`` of shape
     (KH, KW, C, F) (Keras' layout) and, with ``use_bias`` (the default), ``bias`` of
     shape (F,). The product runs as ``z = cols @ W + b`` with ``cols = im2col(x)`` of
-    shape (N*OH*OW, KH*KW*C) and ``W`` the kernel reshaped to (KH*KW*C, F).
+    shape (N*OH*OW, KH*KW*C) and ``W`` the kernel reshaped to (KH*KW*C, F) (``matmul`` is
+    ``@`` in blocks that keep the sums' order whatever the thread count: :mod:`minicnn.kernels.matmul`).
     ``kernel_size`` and ``strides`` take an int or a (rows, columns) pair.
     ``padding="same"`` pads like Keras/TensorFlow (the extra row or column,
     if any, at the bottom/right); :attr:`pads` holds the padding once built.
@@ -101,7 +103,7 @@ class Conv2D(_Activated):
         (kh, kw), s = self.kernel_size, self.strides  # s: (rows, columns)
         W = self.params["kernel"]
         cols = im2col(x, kh, kw, s, self.pads)
-        xw = cols.reshape(-1, kh * kw * W.shape[2]) @ W.reshape(-1, self.filters)
+        xw = matmul(cols.reshape(-1, kh * kw * W.shape[2]), W.reshape(-1, self.filters))
         return cols, xw.reshape(x.shape[0], *self.output_shape)
 
     def backward_linear(self, dz: np.ndarray) -> np.ndarray:
@@ -111,10 +113,10 @@ class Conv2D(_Activated):
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
         if self.use_bias:
-            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
+            self.set_grads(kernel=matmul(cols_rows.T, dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
         else:
-            self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape))
-        dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
+            self.set_grads(kernel=matmul(cols_rows.T, dz_rows).reshape(W.shape))
+        dcols = matmul(dz_rows, W.reshape(-1, self.filters).T).reshape(cols.shape)
         return col2im(dcols, x_shape, self.strides, self.pads)
 
     def to_keras(self, keras_layers):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn.kernels.matmul import matmul
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import check_positive_int
 from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
@@ -16,6 +17,8 @@ class Dense(_Activated):
     """Fully connected layer ``a = activation(x @ W + b)``.
 
     x: (N, D) -> a: (N, U). Parameters: ``kernel`` of shape (D, U) and ``bias`` of shape (U,).
+    ``matmul`` is ``@`` in blocks that keep the sums' order whatever the thread count
+    (:mod:`minicnn.kernels.matmul`).
     ``kernel_initializer`` as for Conv2D (:mod:`minicnn.layers.initializers`).
     """
 
@@ -52,7 +55,7 @@ class Dense(_Activated):
 
     def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_input(x)
-        z = x @ self.params["kernel"] + self.params["bias"]
+        z = matmul(x, self.params["kernel"]) + self.params["bias"]
         if training:
             self.remember(z.shape, {"x": x})
         return z
@@ -61,8 +64,8 @@ class Dense(_Activated):
         """``dW = x.T @ dz``, ``db = sum(dz)``, ``dx = dz @ W.T``; dz: (N, U)."""
         self.check_grad(dz)
         x, W = self.cache["x"], self.params["kernel"]
-        self.set_grads(kernel=x.T @ dz, bias=dz.sum(axis=0))
-        return dz @ W.T
+        self.set_grads(kernel=matmul(x.T, dz), bias=dz.sum(axis=0))
+        return matmul(dz, W.T)
 
     def to_keras(self, keras_layers):
         return keras_layers.Dense(self.units, activation=self.activation,
