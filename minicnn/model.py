@@ -645,15 +645,16 @@ def _is_batch_source(x) -> bool:
             and (hasattr(x, "__next__") or hasattr(x, "__iter__")))
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
+def load_model(path: str | os.PathLike, custom_objects: dict[str, type] | None = None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
-    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
-    return saving.load_model(path, Sequential)
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`).
+    ``custom_objects``: classes of one's own that the file names, by class name (``{"Scale": Scale}``)."""
+    return saving.load_model(path, Sequential, custom_objects)
 
 
-def model_from_json(text: str) -> Sequential:
+def model_from_json(text: str, custom_objects: dict[str, type] | None = None) -> Sequential:
     """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote."""
-    return saving.model_from_json(text, Sequential)
+    return saving.model_from_json(text, Sequential, custom_objects)
 
 
 def _unique_name(base: str, taken: set) -> str:

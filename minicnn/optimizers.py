@@ -10,17 +10,22 @@ All arithmetic stays in the parameters' dtype (float32 in training).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import numpy as np
 
 from minicnn import schedules
 from minicnn.kernels import compiled, pair
+from minicnn.registry import OPTIMIZERS
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
 
 class Optimizer:
     """Base class: counts steps, keeps per-parameter state and the learning rate (or its schedule)."""
+
+    docs_section: ClassVar[str]
+    """The anchor of the section of ``docs/backprop.md`` that derives the update rule (``"adam"``)."""
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule):
         self._schedule: schedules.LearningRateSchedule | None = None
@@ -68,6 +73,7 @@ class Optimizer:
         return {"learning_rate": lr}
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and Nesterov momentum, Keras' rule.
 
@@ -75,6 +81,8 @@ class SGD(Optimizer):
     ``nesterov=True`` ``param += momentum * velocity - lr * grad`` (the step looks ahead
     along the new velocity; ``docs/backprop.md#sgd-with-nesterov-momentum``).
     """
+
+    docs_section = "sgd-with-nesterov-momentum"
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.01, momentum: float = 0.0,
                  nesterov: bool = False):
@@ -101,6 +109,7 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov, **super().get_config()}
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop with Keras' rule and defaults (``docs/backprop.md#rmsprop``). Per parameter::
 
@@ -111,6 +120,8 @@ class RMSprop(Optimizer):
 
     ``epsilon`` sits inside the square root, as in Keras (Adam adds it outside).
     """
+
+    docs_section = "rmsprop"
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, rho: float = 0.9,
                  momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False):
@@ -152,6 +163,7 @@ class RMSprop(Optimizer):
                 "centered": self.centered, **super().get_config()}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam with Keras' update rule (``docs/backprop.md#adam``).
 
@@ -165,6 +177,8 @@ class Adam(Optimizer):
     ``epsilon`` is the paper's "epsilon hat": it is added after the bias
     correction has been folded into ``alpha``, as Keras and TensorFlow do.
     """
+
+    docs_section = "adam"
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-7):
@@ -223,13 +237,13 @@ def adam_update_numba(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.
 
 adam_update = pair(adam_update_reference, adam_update_numba)
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
-
 
 def get(optimizer: str | Optimizer) -> Optimizer:
-    """An optimizer instance from a name (``"adam"``, ``"sgd"``, ``"rmsprop"``) or an instance."""
+    """An optimizer from an instance, or a new one from a name: Keras' (``"adam"``, ``"sgd"``,
+    ``"rmsprop"``, in any case, as Keras reads them) or the class name."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
-        return OPTIMIZERS[optimizer.lower()]()
-    raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer; got {optimizer!r}")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a name ({', '.join(OPTIMIZERS.names())}) or a "
+                        f"minicnn.optimizers.Optimizer; got {type(optimizer).__name__}")
+    return OPTIMIZERS.get(optimizer.lower() if optimizer.lower() in OPTIMIZERS else optimizer)()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from minicnn.registry import SCHEDULES
+
 
 class LearningRateSchedule:
     """Base class: ``schedule(step)`` is the learning rate for the step ``step`` (from 0)."""
@@ -29,6 +31,7 @@ def _positive(value, what: str, cls: str) -> float:
     return float(value)
 
 
+@SCHEDULES.register()
 class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase`` the
     exponent is rounded down, so the rate drops once every ``decay_steps`` steps."""
@@ -50,6 +53,7 @@ class ExponentialDecay(LearningRateSchedule):
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
+@SCHEDULES.register()
 class CosineDecay(LearningRateSchedule):
     """Cosine decay from the initial rate (or ``warmup_target`` after a linear warm-up of
     ``warmup_steps``) down to ``alpha`` times it over ``decay_steps`` steps, then constant."""
@@ -89,12 +93,9 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, CosineDecay)}
-
-
 def serialize(schedule: LearningRateSchedule) -> dict:
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize(spec: dict) -> LearningRateSchedule:
-    return SCHEDULES[spec["class_name"]](**spec["config"])
+    return SCHEDULES.get(spec["class_name"])(**spec["config"])
