@@ -26,6 +26,7 @@ import numpy as np
 
 from minicnn.losses import to_categorical
 from minicnn.registry import METRICS
+from minicnn.validation import check_int
 
 
 class Metric:
@@ -89,9 +90,7 @@ class TopKCategoricalAccuracy(Metric):
 
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy"):
         super().__init__(name)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{type(self).__name__}: k must be a positive int; got {k!r}")
-        self.k = int(k)
+        self.k = check_int(k, f"{type(self).__name__}: k", minimum=1)
 
     def get_config(self) -> dict:
         return {"k": self.k, **super().get_config()}

@@ -17,6 +17,7 @@ import numpy as np
 from minicnn import schedules
 from minicnn.kernels import compiled, pair
 from minicnn.registry import OPTIMIZERS
+from minicnn.validation import check_positive
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
@@ -48,9 +49,7 @@ class Optimizer:
         if self._schedule is not None:
             raise TypeError(f"{type(self).__name__}: the learning rate follows {self._schedule!r}; "
                             "it cannot also be set (callbacks that set it need a float learning_rate)")
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0; got {value!r}")
-        self._learning_rate = float(value)
+        self._learning_rate = check_positive(value, f"{type(self).__name__}: learning_rate")
 
     def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
         """Update every parameter in place from its gradient; one step."""
@@ -130,9 +129,8 @@ class RMSprop(Optimizer):
             raise ValueError(f"RMSprop: rho must be in [0, 1); got {rho!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"RMSprop: momentum must be in [0, 1); got {momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"RMSprop: epsilon must be > 0; got {epsilon!r}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = check_positive(epsilon, "RMSprop: epsilon")
         self.centered = bool(centered)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
@@ -186,9 +184,8 @@ class Adam(Optimizer):
         for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Adam: {label} must be in [0, 1); got {beta!r}")
-        if not epsilon > 0:
-            raise ValueError(f"Adam: epsilon must be > 0; got {epsilon!r}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = check_positive(epsilon, "Adam: epsilon")
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         t = self.iterations + 1

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from minicnn.validation import check_int
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -50,8 +52,7 @@ def apply_defaults() -> None:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in Numba's kernels and in the BLAS behind NumPy, from now on in this process."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int; got {n!r}")
+    n = check_int(n, "set_num_threads: n", minimum=1)
     import numba
     from threadpoolctl import threadpool_limits
 

@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from minicnn.validation import check_int
+
 
 class Layer:
     """Base class: shape bookkeeping, input checks, parameters, state and config."""
@@ -218,6 +220,5 @@ def as_square(value, what: str, layer: str) -> int:
 
 
 def check_positive_int(value, what: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int; got {value!r}")
-    return int(value)
+    """``value`` as an int if it is an integer >= 1; ValueError naming ``layer`` and ``what`` otherwise."""
+    return check_int(value, f"{layer}: {what}", minimum=1)
