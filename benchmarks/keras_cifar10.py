@@ -20,8 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# TensorFlow, and the NumPy it loads, come before minicnn: minicnn's thread defaults
-# are read by libraries as they load, and are meant for minicnn's process only.
+# TensorFlow loads its libraries before minicnn sets its thread defaults (minicnn.threads).
 import keras
 import tensorflow as tf
 

@@ -35,11 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import minicnn  # before NumPy: it sets thread settings that NumPy reads as it loads
-
-# isort: split
 import numpy as np
 
+import minicnn
 from minicnn import (
     Adam,
     BatchNormalization,
