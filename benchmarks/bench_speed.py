@@ -161,10 +161,8 @@ def run_keras(x, y, x_test, epochs: int, batch_size: int, threads: int) -> dict:
 
 def worker(args: argparse.Namespace) -> None:
     """Run one measurement and print it as one JSON line on stdout."""
-    if args.worker == "keras":
-        import tensorflow  # noqa: F401  (first, so minicnn's thread settings do not reach it)
-    else:
-        import minicnn  # noqa: F401  (first: its thread settings must precede NumPy)
+    if args.worker == "keras":  # TensorFlow loads its libraries before minicnn sets its thread defaults
+        import tensorflow  # noqa: F401
     x, y, x_test, source = load_data(args.train_images, args.test_images)
     if args.worker == "keras":
         result = run_keras(x, y, x_test, args.epochs, args.batch_size, args.threads)

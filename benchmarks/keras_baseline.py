@@ -27,8 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-# TensorFlow, and the NumPy it loads, come before minicnn: minicnn's thread defaults
-# (minicnn._threads) are read by libraries as they load, and are meant for minicnn's process only.
+# TensorFlow loads its libraries before minicnn sets its thread defaults (minicnn.threads).
 import keras
 import tensorflow as tf
 

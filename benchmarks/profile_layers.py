@@ -24,21 +24,19 @@ matrix, and a large copy):
 
 from __future__ import annotations
 
-import minicnn  # first: its thread settings must precede NumPy
-
 import argparse
 import statistics
 import time
 from collections import defaultdict
 
 import numpy as np
+from machine import describe_cpu, describe_in_subprocess  # benchmarks/machine.py, beside this script
 
+import minicnn
 from minicnn import kernels
 from minicnn.experiments.published_model import mnist_cnn
 from minicnn.layers import Conv2D, Dense
 from minicnn.losses import softmax_cross_entropy
-
-from machine import describe_cpu, describe_in_subprocess
 
 
 def step_name(step) -> str:

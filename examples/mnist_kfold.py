@@ -35,9 +35,8 @@ from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 
-import minicnn  # before NumPy: it sets thread settings that NumPy reads as it loads
-
-# isort: split
+import minicnn
+from minicnn import viz
 from minicnn.experiments import cli, evaluation, protocol, rundir
 from minicnn.experiments.checkpoints import remove_checkpoints
 from minicnn.experiments.crossval import cross_validate, fit_and_test
@@ -45,7 +44,6 @@ from minicnn.experiments.data import DATASETS, Data
 from minicnn.experiments.published_model import mnist_cnn
 from minicnn.experiments.results import build_results, read_parts, write_results
 from minicnn.files import atomic_write
-from minicnn import viz
 
 
 def parse_args(argv: Sequence[str] | None):

@@ -15,10 +15,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from minicnn.files import atomic_write  # minicnn before NumPy: it sets thread settings NumPy reads
-
-# isort: split
 import numpy as np
+
+from minicnn.files import atomic_write
 
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 TEST_FILE = "test_batch.bin"

@@ -9,7 +9,7 @@ See ``docs/backprop.md`` for the derivation behind every backward pass and
 
 from minicnn import threads
 
-threads.apply_defaults()  # before NumPy loads OpenBLAS, if it has not yet
+threads.apply_defaults()  # before NumPy loads OpenBLAS, if it has not yet (if it has, OpenBLAS is told)
 
 # isort: split
 from minicnn import _numba_cache  # noqa: F401  (a writable kernel cache, before any kernel compiles)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from minicnn.layers import Input, Layer
 from minicnn.model import Sequential
+from minicnn.registry import LAYERS
 
 # Training-time extras minicnn has no notion of; a converted model would silently drop them.
 _ABSENT = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
@@ -60,10 +61,10 @@ def from_keras(keras_model) -> Sequential:
 def _from_keras_layer(keras_layer) -> Layer:
     """The minicnn layer for one Keras layer; ValueError if minicnn cannot compute the same thing."""
     kind = type(keras_layer).__name__
-    cls = Layer.registry.get(kind)
-    if cls is None or cls is Input:
-        known = sorted(name for name, c in Layer.registry.items() if c is not Input)
+    if kind not in LAYERS or LAYERS.get(kind) is Input:
+        known = [name for name in LAYERS.names() if LAYERS.get(name) is not Input]
         raise ValueError(f"minicnn has no equivalent of Keras' {kind}; it converts {', '.join(known)}")
+    cls = LAYERS.get(kind)
     config = keras_layer.get_config()
     for key, required in cls.keras_requires.items():
         if _plain(config[key]) != required:

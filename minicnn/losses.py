@@ -25,6 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from minicnn.registry import LOSSES
+
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """``z - log(sum(exp(z)))`` per row, shifted by the row max so ``exp`` never overflows."""
@@ -54,6 +56,10 @@ class Loss:
     """A loss: checks labels against the model's outputs, then gives the loss and its gradient."""
 
     name: ClassVar[str] = "loss"
+    """Keras' name of the loss, under which it is registered too (``"categorical_crossentropy"``)."""
+
+    docs_section: ClassVar[str]
+    """The anchor of the section of ``docs/backprop.md`` that derives the loss and its gradient."""
 
     def __init__(self, from_logits: bool = False):
         if not isinstance(from_logits, bool):
@@ -87,10 +93,12 @@ class Loss:
         return softmax_cross_entropy(z, targets)[0]
 
 
+@LOSSES.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     """Cross-entropy against one-hot labels of shape (N, K)."""
 
     name = "categorical_crossentropy"
+    docs_section = "softmax-and-cross-entropy"
 
     def targets(self, y, num_classes: int, dtype, verb: str) -> np.ndarray:
         y = np.asarray(y)
@@ -105,10 +113,12 @@ class CategoricalCrossentropy(Loss):
         return y.astype(dtype, copy=False)
 
 
+@LOSSES.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy against integer class labels of shape (N,) or (N, 1)."""
 
     name = "sparse_categorical_crossentropy"
+    docs_section = "softmax-and-cross-entropy"
 
     def targets(self, y, num_classes: int, dtype, verb: str) -> np.ndarray:
         y = np.asarray(y)
@@ -126,17 +136,15 @@ class SparseCategoricalCrossentropy(Loss):
         return to_categorical(y, num_classes, dtype=dtype)
 
 
-LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in
-                                 (CategoricalCrossentropy, SparseCategoricalCrossentropy)}
-
-
 def get(loss: str | Loss) -> Loss:
-    """A loss from an instance or from Keras' name of it (``"categorical_crossentropy"``, ...)."""
+    """A loss from an instance, or a new one from a name: Keras' (``"categorical_crossentropy"``, ...)
+    or the class name."""
     if isinstance(loss, Loss):
         return loss
-    if isinstance(loss, str) and loss in LOSSES:
-        return LOSSES[loss]()
-    raise ValueError(f"loss must be one of {sorted(LOSSES)} or a minicnn.losses.Loss; got {loss!r}")
+    if not isinstance(loss, str):
+        raise TypeError(f"loss must be a name ({', '.join(LOSSES.names())}) or a minicnn.losses.Loss; "
+                        f"got {type(loss).__name__}")
+    return LOSSES.get(loss)()
 
 
 def to_categorical(y, num_classes: int | None = None, dtype=np.float32) -> np.ndarray:

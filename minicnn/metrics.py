@@ -25,6 +25,8 @@ from typing import ClassVar
 import numpy as np
 
 from minicnn.losses import to_categorical
+from minicnn.registry import METRICS
+from minicnn.validation import check_int
 
 
 class Metric:
@@ -61,6 +63,7 @@ class Metric:
         return self.score(y_pred, y_true)
 
 
+@METRICS.register("accuracy", "acc", "categorical_accuracy")
 class CategoricalAccuracy(Metric):
     """1 where the highest score is the labelled class (the first highest on ties, as ``argmax``)."""
 
@@ -71,6 +74,7 @@ class CategoricalAccuracy(Metric):
         return (scores.argmax(axis=1) == targets.argmax(axis=1)).astype(np.float32)
 
 
+@METRICS.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(CategoricalAccuracy):
     """:class:`CategoricalAccuracy` for integer labels."""
 
@@ -80,14 +84,13 @@ class SparseCategoricalAccuracy(CategoricalAccuracy):
         super().__init__(name)
 
 
+@METRICS.register("top_k_categorical_accuracy")
 class TopKCategoricalAccuracy(Metric):
     """1 where fewer than ``k`` classes score strictly higher than the labelled one."""
 
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy"):
         super().__init__(name)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{type(self).__name__}: k must be a positive int; got {k!r}")
-        self.k = int(k)
+        self.k = check_int(k, f"{type(self).__name__}: k", minimum=1)
 
     def get_config(self) -> dict:
         return {"k": self.k, **super().get_config()}
@@ -98,6 +101,7 @@ class TopKCategoricalAccuracy(Metric):
         return (higher < self.k).astype(np.float32)
 
 
+@METRICS.register("sparse_top_k_categorical_accuracy")
 class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     """:class:`TopKCategoricalAccuracy` for integer labels."""
 
@@ -107,33 +111,17 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
         super().__init__(k, name)
 
 
-CLASSES = {cls.__name__: cls for cls in (CategoricalAccuracy, SparseCategoricalAccuracy,
-                                         TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
-NAMES = {
-    "accuracy": CategoricalAccuracy, "acc": CategoricalAccuracy,
-    "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
-}
-
-
 def get(metric: str | Metric) -> Metric:
-    """A metric from Keras' name of it (logged under that name) or an instance."""
+    """A metric from an instance, or a new one from a name (Keras' or the class name), logged under
+    that name."""
     if isinstance(metric, Metric):
         return metric
-    if isinstance(metric, str) and metric in NAMES:
-        return NAMES[metric](name=metric)
-    raise ValueError(f"compile: unknown metric {metric!r}; minicnn has {sorted(NAMES)} "
-                     "or an instance of a minicnn.metrics class")
+    if not isinstance(metric, str):
+        raise TypeError(f"compile: a metric must be a name ({', '.join(METRICS.names())}) or a "
+                        f"minicnn.metrics.Metric; got {type(metric).__name__}")
+    return METRICS.get(metric)(name=metric)
 
 
 def serialize(metric: Metric) -> dict:
+    """The metric as a saved model holds it: its class name and ``get_config()``."""
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
-
-
-def deserialize(spec: str | dict) -> Metric:
-    """The metric :func:`serialize` described (or a name, as files of older versions hold)."""
-    if isinstance(spec, str):
-        return get(spec)
-    return CLASSES[spec["class_name"]](**spec["config"])

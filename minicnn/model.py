@@ -29,6 +29,7 @@ from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
 from minicnn.layers import Input, Layer
 from minicnn.layers.base import channels_first_hint
 from minicnn.seeding import make_rng
+from minicnn.validation import check_int
 
 __all__ = ["History", "Sequential"]
 
@@ -347,11 +348,11 @@ class Sequential:
         """
         self._require_compiled("fit")
         batch_size = 32 if batch_size is None else batch_size
-        _check_int(batch_size, "fit: batch_size", minimum=1)
-        _check_int(epochs, "fit: epochs", minimum=1)
-        _check_int(initial_epoch, "fit: initial_epoch", minimum=0)
+        check_int(batch_size, "fit: batch_size", minimum=1)
+        check_int(epochs, "fit: epochs", minimum=1)
+        check_int(initial_epoch, "fit: initial_epoch", minimum=0)
         if steps_per_epoch is not None:
-            _check_int(steps_per_epoch, "fit: steps_per_epoch", minimum=1)
+            check_int(steps_per_epoch, "fit: steps_per_epoch", minimum=1)
         if initial_epoch >= epochs:
             raise ValueError(f"fit: initial_epoch ({initial_epoch}) must be less than epochs ({epochs}), "
                              "the index of the epoch to stop before")
@@ -505,7 +506,7 @@ class Sequential:
         self._require_compiled("evaluate")
         x, y = self._check_data(x, y, "evaluate")
         batch_size = 32 if batch_size is None else batch_size
-        _check_int(batch_size, "evaluate: batch_size", minimum=1)
+        check_int(batch_size, "evaluate: batch_size", minimum=1)
         weights = self._sample_weights(y, sample_weight, None, "evaluate")
         return self._scores(self._evaluate_arrays(x, y, weights, batch_size, verbose), return_dict)
 
@@ -532,7 +533,7 @@ class Sequential:
         """
         x = self._check_x(x, "predict")
         batch_size = 32 if batch_size is None else batch_size
-        _check_int(batch_size, "predict: batch_size", minimum=1)
+        check_int(batch_size, "predict: batch_size", minimum=1)
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
 
     def _batched(self, x, batch_size, verbose, fn) -> list[tuple[int, np.ndarray]]:
@@ -646,15 +647,16 @@ def _is_batch_source(x) -> bool:
             and (hasattr(x, "__next__") or hasattr(x, "__iter__")))
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
+def load_model(path: str | os.PathLike, custom_objects: dict[str, type] | None = None) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
-    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`)."""
-    return saving.load_model(path, Sequential)
+    compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`).
+    ``custom_objects``: classes of one's own that the file names, by class name (``{"Scale": Scale}``)."""
+    return saving.load_model(path, Sequential, custom_objects)
 
 
-def model_from_json(text: str) -> Sequential:
+def model_from_json(text: str, custom_objects: dict[str, type] | None = None) -> Sequential:
     """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote."""
-    return saving.model_from_json(text, Sequential)
+    return saving.model_from_json(text, Sequential, custom_objects)
 
 
 def _unique_name(base: str, taken: set) -> str:
@@ -671,11 +673,6 @@ def _format_bytes(n: int) -> str:
             return f"{n:.2f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
-
-
-def _check_int(value, what: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
 
 
 def _split_off_validation(x: np.ndarray, y: np.ndarray, fraction) -> tuple:

@@ -10,17 +10,23 @@ All arithmetic stays in the parameters' dtype (float32 in training).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import numpy as np
 
 from minicnn import schedules
 from minicnn.kernels import compiled, pair
+from minicnn.registry import OPTIMIZERS
+from minicnn.validation import check_positive
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 
 
 class Optimizer:
     """Base class: counts steps, keeps per-parameter state and the learning rate (or its schedule)."""
+
+    docs_section: ClassVar[str]
+    """The anchor of the section of ``docs/backprop.md`` that derives the update rule (``"adam"``)."""
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule):
         self._schedule: schedules.LearningRateSchedule | None = None
@@ -43,9 +49,7 @@ class Optimizer:
         if self._schedule is not None:
             raise TypeError(f"{type(self).__name__}: the learning rate follows {self._schedule!r}; "
                             "it cannot also be set (callbacks that set it need a float learning_rate)")
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0; got {value!r}")
-        self._learning_rate = float(value)
+        self._learning_rate = check_positive(value, f"{type(self).__name__}: learning_rate")
 
     def apply_gradients(self, params_and_grads: Iterable[Triple]) -> None:
         """Update every parameter in place from its gradient; one step."""
@@ -68,6 +72,7 @@ class Optimizer:
         return {"learning_rate": lr}
 
 
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and Nesterov momentum, Keras' rule.
 
@@ -75,6 +80,8 @@ class SGD(Optimizer):
     ``nesterov=True`` ``param += momentum * velocity - lr * grad`` (the step looks ahead
     along the new velocity; ``docs/backprop.md#sgd-with-nesterov-momentum``).
     """
+
+    docs_section = "sgd-with-nesterov-momentum"
 
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.01, momentum: float = 0.0,
                  nesterov: bool = False):
@@ -101,6 +108,7 @@ class SGD(Optimizer):
         return {"momentum": self.momentum, "nesterov": self.nesterov, **super().get_config()}
 
 
+@OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop with Keras' rule and defaults (``docs/backprop.md#rmsprop``). Per parameter::
 
@@ -112,6 +120,8 @@ class RMSprop(Optimizer):
     ``epsilon`` sits inside the square root, as in Keras (Adam adds it outside).
     """
 
+    docs_section = "rmsprop"
+
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, rho: float = 0.9,
                  momentum: float = 0.0, epsilon: float = 1e-7, centered: bool = False):
         super().__init__(learning_rate)
@@ -119,9 +129,8 @@ class RMSprop(Optimizer):
             raise ValueError(f"RMSprop: rho must be in [0, 1); got {rho!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"RMSprop: momentum must be in [0, 1); got {momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"RMSprop: epsilon must be > 0; got {epsilon!r}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = check_positive(epsilon, "RMSprop: epsilon")
         self.centered = bool(centered)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
@@ -152,6 +161,7 @@ class RMSprop(Optimizer):
                 "centered": self.centered, **super().get_config()}
 
 
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam with Keras' update rule (``docs/backprop.md#adam``).
 
@@ -166,15 +176,16 @@ class Adam(Optimizer):
     correction has been folded into ``alpha``, as Keras and TensorFlow do.
     """
 
+    docs_section = "adam"
+
     def __init__(self, learning_rate: float | schedules.LearningRateSchedule = 0.001, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-7):
         super().__init__(learning_rate)
         for label, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Adam: {label} must be in [0, 1); got {beta!r}")
-        if not epsilon > 0:
-            raise ValueError(f"Adam: epsilon must be > 0; got {epsilon!r}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = check_positive(epsilon, "Adam: epsilon")
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         t = self.iterations + 1
@@ -223,13 +234,13 @@ def adam_update_numba(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.
 
 adam_update = pair(adam_update_reference, adam_update_numba)
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
-
 
 def get(optimizer: str | Optimizer) -> Optimizer:
-    """An optimizer instance from a name (``"adam"``, ``"sgd"``, ``"rmsprop"``) or an instance."""
+    """An optimizer from an instance, or a new one from a name: Keras' (``"adam"``, ``"sgd"``,
+    ``"rmsprop"``, in any case, as Keras reads them) or the class name."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
-        return OPTIMIZERS[optimizer.lower()]()
-    raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)} or an Optimizer; got {optimizer!r}")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a name ({', '.join(OPTIMIZERS.names())}) or a "
+                        f"minicnn.optimizers.Optimizer; got {type(optimizer).__name__}")
+    return OPTIMIZERS.get(optimizer.lower() if optimizer.lower() in OPTIMIZERS else optimizer)()

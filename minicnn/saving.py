@@ -11,7 +11,8 @@ The file holds NumPy arrays and one JSON document, never pickled objects:
 
 So :func:`minicnn.load_model` returns a model that continues training exactly where the
 saved one stopped: the same weights, optimizer moments, step count and dropout masks.
-Layers are found by class name in :attr:`minicnn.layers.Layer.registry`. This module
+Layers, optimizers, losses and metrics are found by class name in :mod:`minicnn.registry`,
+or in ``custom_objects`` for classes of one's own (as Keras' ``custom_objects``). This module
 knows the file format, not the model class: ``Sequential.save`` and ``load_model`` (in
 :mod:`minicnn.model`) call it, so the dependency runs one way.
 """
@@ -21,15 +22,15 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from minicnn import losses, optimizers
 from minicnn import metrics as metrics_module
 from minicnn.files import atomic_write
-from minicnn.layers import Layer
+from minicnn.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry
 
 if TYPE_CHECKING:
     from minicnn.model import Sequential
@@ -72,8 +73,12 @@ def save_model(model: Sequential, path: str | os.PathLike) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_model(path: str | os.PathLike, model_class: type[Sequential]) -> Sequential:
+def load_model(path: str | os.PathLike, model_class: type[Sequential],
+               custom_objects: Mapping[str, type] | None = None) -> Sequential:
     """Rebuild a ``model_class`` model saved by :func:`save_model`, compiled as it was if it was compiled.
+
+    Classes are found by name in :mod:`minicnn.registry`; ``custom_objects`` adds classes of
+    one's own by class name (``{"Scale": Scale}``), as Keras' ``custom_objects`` does.
 
     Raises :class:`ModelFileError` naming the file and what is wrong with it: not a
     minicnn model, truncated or damaged, an array missing or of the wrong shape or dtype,
@@ -82,7 +87,7 @@ def load_model(path: str | os.PathLike, model_class: type[Sequential]) -> Sequen
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return _load(path, data, model_class)
+            return _load(path, data, model_class, dict(custom_objects or {}))
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -94,13 +99,13 @@ def load_model(path: str | os.PathLike, model_class: type[Sequential]) -> Sequen
         raise ModelFileError(f"load_model: {path} is not a minicnn model file: {exc}") from exc
 
 
-def _load(path: Path, data, model_class: type[Sequential]) -> Sequential:
+def _load(path: Path, data, model_class: type[Sequential], custom_objects: dict[str, type]) -> Sequential:
     if not isinstance(data, np.lib.npyio.NpzFile) or "__config__" not in data.files:
         raise ModelFileError(f"load_model: {path} is not a minicnn model file (it has no __config__)")
     config = json.loads(str(data["__config__"]))
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"load_model: {path} is not a minicnn model file of format {FORMAT}")
-    model = _build(config["model"], path, model_class)
+    model = _build(config["model"], path, model_class, custom_objects)
 
     def array(key: str, like: np.ndarray) -> np.ndarray:
         if key not in data.files:
@@ -119,17 +124,19 @@ def _load(path: Path, data, model_class: type[Sequential]) -> Sequential:
         if layer.name in config["rng"]:
             layer.rng.bit_generator.state = config["rng"][layer.name]
     if config["compile"] is not None:
-        _compile(model, config["compile"], data, array)
+        _compile(model, config["compile"], data, array, path, custom_objects)
     return model
 
 
-def model_from_json(text: str, model_class: type[Sequential]) -> Sequential:
-    """The (untrained, uncompiled) ``model_class`` model whose architecture ``Sequential.to_json()`` wrote."""
+def model_from_json(text: str, model_class: type[Sequential],
+                    custom_objects: Mapping[str, type] | None = None) -> Sequential:
+    """The (untrained, uncompiled) ``model_class`` model whose architecture ``Sequential.to_json()`` wrote;
+    ``custom_objects`` as in :func:`load_model`."""
     spec = json.loads(text)
     if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" or "config" not in spec:
         raise ValueError("model_from_json: expected the JSON of Sequential.to_json(), "
                          '{"class_name": "Sequential", "config": ...}')
-    return _build(spec["config"], Path("<json>"), model_class)
+    return _build(spec["config"], Path("<json>"), model_class, dict(custom_objects or {}))
 
 
 WEIGHTS_SUFFIX = ".weights.npz"
@@ -180,13 +187,22 @@ def _weight_slots(model: Sequential):
         yield from ((f"{layer.name}/state/{key}", value) for key, value in layer.state.items())
 
 
-def _build(spec: dict, path: Path, model_class: type[Sequential]) -> Sequential:
+def _find(registry: Registry, name: str, custom_objects: dict[str, type], path: Path) -> type:
+    """The class named ``name`` in ``custom_objects`` or else in ``registry``; ModelFileError otherwise."""
+    if name in custom_objects:
+        return custom_objects[name]
+    if name not in registry:
+        raise ModelFileError(f"load_model: {path} holds a {registry.kind} of unknown class {name!r}; minicnn "
+                             f"knows {', '.join(registry.names())}. For a class of your own, pass "
+                             f"custom_objects={{{name!r}: {name}}}")
+    return registry.get(name)
+
+
+def _build(spec: dict, path: Path, model_class: type[Sequential], custom_objects: dict[str, type]
+           ) -> Sequential:
     model = model_class(name=spec["name"])
     for layer_spec in spec["layers"]:
-        cls = Layer.registry.get(layer_spec["class_name"])
-        if cls is None:
-            raise ModelFileError(f"load_model: {path} holds a layer of unknown class "
-                                 f"{layer_spec['class_name']!r}; known: {sorted(Layer.registry)}")
+        cls = _find(LAYERS, layer_spec["class_name"], custom_objects, path)
         model.add(cls(**layer_spec["config"]))
     if spec["input_shape"] is not None:
         model.build((None, *spec["input_shape"]))
@@ -204,13 +220,15 @@ def _compile_config(model: Sequential) -> dict[str, Any] | None:
             "metrics": [metrics_module.serialize(m) for m in model.metrics], "kernels": model.kernels}
 
 
-def _compile(model: Sequential, spec: dict, data, array) -> None:
-    optimizer_classes = {cls.__name__: cls for cls in optimizers.Optimizer.__subclasses__()}
-    loss_classes = {cls.__name__: cls for cls in losses.Loss.__subclasses__()}
-    optimizer = optimizer_classes[spec["optimizer"]["class_name"]](**spec["optimizer"]["config"])
-    loss = spec["loss"] and loss_classes[spec["loss"]["class_name"]](**spec["loss"]["config"])
-    model.compile(optimizer, loss=loss, metrics=[metrics_module.deserialize(m) for m in spec["metrics"]],
-                  kernels=spec["kernels"])
+def _compile(model: Sequential, spec: dict, data, array, path: Path, custom_objects: dict[str, type]) -> None:
+    def instance(registry: Registry, class_spec: dict):
+        return _find(registry, class_spec["class_name"], custom_objects, path)(**class_spec["config"])
+
+    optimizer = instance(OPTIMIZERS, spec["optimizer"])
+    loss = spec["loss"] and instance(LOSSES, spec["loss"])
+    metrics = [metrics_module.get(m) if isinstance(m, str) else instance(METRICS, m)  # a name: older files
+               for m in spec["metrics"]]
+    model.compile(optimizer, loss=loss, metrics=metrics, kernels=spec["kernels"])
     optimizer.iterations = int(spec["optimizer"]["iterations"])
     params = {name: param for name, param, _ in _all_parameters(model)}
     for key in data.files:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+from minicnn.registry import SCHEDULES
+from minicnn.validation import check_positive
+
 
 class LearningRateSchedule:
     """Base class: ``schedule(step)`` is the learning rate for the step ``step`` (from 0)."""
@@ -23,22 +26,17 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
-def _positive(value, what: str, cls: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{cls}: {what} must be a number > 0; got {value!r}")
-    return float(value)
-
-
+@SCHEDULES.register()
 class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase`` the
     exponent is rounded down, so the rate drops once every ``decay_steps`` steps."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
                  staircase: bool = False, name: str = "ExponentialDecay"):
-        self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate",
-                                               "ExponentialDecay")
-        self.decay_steps = _positive(decay_steps, "decay_steps", "ExponentialDecay")
-        self.decay_rate = _positive(decay_rate, "decay_rate", "ExponentialDecay")
+        self.initial_learning_rate = check_positive(initial_learning_rate,
+                                                    "ExponentialDecay: initial_learning_rate")
+        self.decay_steps = check_positive(decay_steps, "ExponentialDecay: decay_steps")
+        self.decay_rate = check_positive(decay_rate, "ExponentialDecay: decay_rate")
         self.staircase, self.name = bool(staircase), name
 
     def __call__(self, step: int) -> float:
@@ -50,6 +48,7 @@ class ExponentialDecay(LearningRateSchedule):
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
+@SCHEDULES.register()
 class CosineDecay(LearningRateSchedule):
     """Cosine decay from the initial rate (or ``warmup_target`` after a linear warm-up of
     ``warmup_steps``) down to ``alpha`` times it over ``decay_steps`` steps, then constant."""
@@ -60,11 +59,11 @@ class CosineDecay(LearningRateSchedule):
         if not self.initial_learning_rate >= 0:
             raise ValueError(f"CosineDecay: initial_learning_rate must be >= 0; "
                              f"got {initial_learning_rate!r}")
-        self.decay_steps = _positive(decay_steps, "decay_steps", "CosineDecay")
+        self.decay_steps = check_positive(decay_steps, "CosineDecay: decay_steps")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"CosineDecay: alpha must be in [0, 1]; got {alpha!r}")
         if warmup_target is not None:
-            warmup_target = _positive(warmup_target, "warmup_target", "CosineDecay")
+            warmup_target = check_positive(warmup_target, "CosineDecay: warmup_target")
         if warmup_steps < 0:
             raise ValueError(f"CosineDecay: warmup_steps must be >= 0; got {warmup_steps!r}")
         self.alpha, self.name = float(alpha), name
@@ -89,12 +88,9 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, CosineDecay)}
-
-
 def serialize(schedule: LearningRateSchedule) -> dict:
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
 def deserialize(spec: dict) -> LearningRateSchedule:
-    return SCHEDULES[spec["class_name"]](**spec["config"])
+    return SCHEDULES.get(spec["class_name"])(**spec["config"])

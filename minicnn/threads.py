@@ -1,14 +1,16 @@
 """Thread settings that keep Numba's and OpenBLAS's worker threads off each other's cores.
 
 By default both libraries keep idle worker threads spinning for a while after
-each parallel region. On a small machine a Numba kernel that runs right after
-a BLAS product then competes with OpenBLAS's still-spinning threads (and the
-other way round), and training can run twice as slowly as it should. So
-``import minicnn`` asks for
+each parallel region (OpenBLAS's for 2**28 processor cycles, about a tenth of a
+second). On a small machine a Numba kernel that runs right after a BLAS product
+then competes with OpenBLAS's still-spinning threads (and the other way round),
+and training can run twice as slowly as it should. So ``import minicnn`` asks for
 
-- ``OPENBLAS_THREAD_TIMEOUT=1``: OpenBLAS threads go to sleep almost at once.
-  OpenBLAS reads it only when it loads, with NumPy: if NumPy was imported before
-  minicnn, it is too late, and minicnn warns once and says how to fix it;
+- ``OPENBLAS_THREAD_TIMEOUT=1``: OpenBLAS threads go to sleep almost at once (after
+  2**4 cycles, the least OpenBLAS allows). An OpenBLAS reads it as it loads: NumPy's
+  when NumPy is imported, SciPy's (whose BLAS Numba's ``np.dot`` calls) when it is.
+  One that loaded before minicnn is told at import, through its own exported
+  functions (:func:`apply_to_loaded_openblas`), so the order of the imports does not matter;
 - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP threads sleep instead of spinning
   (read when Numba starts its threads, at the first parallel kernel).
 
@@ -27,14 +29,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import functools
 import itertools
 import os
-import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from minicnn.validation import check_int
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,22 +46,44 @@ DEFAULTS = {"OPENBLAS_THREAD_TIMEOUT": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def apply_defaults() -> None:
-    """Set :data:`DEFAULTS` where the environment has no value; warn if NumPy loaded OpenBLAS already."""
-    late = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    """Set :data:`DEFAULTS` where the environment has no value, and have a loaded OpenBLAS follow them."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if late:
-        warnings.warn(
-            "minicnn was imported after NumPy, so OpenBLAS started without OPENBLAS_THREAD_TIMEOUT=1 and its "
-            "idle threads may spin against Numba's: training can run up to twice as slowly. Import minicnn "
-            "before numpy, or set OPENBLAS_THREAD_TIMEOUT=1 in the environment.",
-            RuntimeWarning, stacklevel=3)
+    apply_to_loaded_openblas()
+
+
+def apply_to_loaded_openblas() -> None:
+    """Have every OpenBLAS loaded in this process take ``OPENBLAS_THREAD_TIMEOUT`` from the environment now.
+
+    OpenBLAS reads the variable when it loads, and its worker threads take the timeout when
+    they start. For each OpenBLAS with its own threads (not OpenMP's) that threadpoolctl finds,
+    ``openblas_read_env()`` reads the environment again; if the timeout changed,
+    ``blas_thread_shutdown_()`` stops the threads, as OpenBLAS itself does before every
+    ``fork()``, and its next parallel call starts them again with the new timeout and the same
+    thread count. Call it while no other thread is inside BLAS (``import minicnn`` does, once).
+    An OpenBLAS that exports neither function (none known) is left as it is.
+    """
+    if not hasattr(os, "RTLD_NOLOAD"):  # Windows: OpenBLAS's threads there block on events, with no timeout
+        return
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info["internal_api"] != "openblas" or info.get("threading_layer") != "pthreads":
+            continue
+        library = ctypes.CDLL(info["filepath"], mode=os.RTLD_NOLOAD)  # the copy already loaded
+        if not all(hasattr(library, name) for name in
+                   ("openblas_thread_timeout", "openblas_read_env", "blas_thread_shutdown_")):
+            continue
+        library.openblas_thread_timeout.restype = ctypes.c_uint
+        before = library.openblas_thread_timeout()
+        library.openblas_read_env()
+        if library.openblas_thread_timeout() != before:
+            library.blas_thread_shutdown_()
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in Numba's kernels and in the BLAS behind NumPy, from now on in this process."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int; got {n!r}")
+    n = check_int(n, "set_num_threads: n", minimum=1)
     import numba
     from threadpoolctl import threadpool_limits
 

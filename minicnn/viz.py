@@ -29,6 +29,7 @@ from minicnn.experiments.evaluation import _figure, _save, confusion_matrix, to_
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 from minicnn.losses import to_categorical
 from minicnn.model import Sequential
+from minicnn.validation import check_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -427,8 +428,7 @@ def confused_pairs(y_true, y_pred, top: int = 5, num_classes: int | None = None
     (a 4 read as 9 is not a 9 read as 4); equal counts go by (true, predicted);
     pairs that never occur are left out, so fewer than ``top`` may come back.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"confused_pairs: top must be an integer >= 1; got {top!r}")
+    check_int(top, "confused_pairs: top", minimum=1)
     cm = confusion_matrix(y_true, y_pred, num_classes).copy()
     np.fill_diagonal(cm, 0)
     pairs = sorted(((int(cm[i, j]), i, j) for i, j in zip(*np.nonzero(cm), strict=True)),
@@ -453,8 +453,7 @@ def plot_confused_pairs(x: np.ndarray, y_true, y_pred_or_probs, path: str | os.P
     if x.ndim not in (3, 4) or not len(x) == len(true) == len(pred):
         raise ValueError(f"plot_confused_pairs: expected images (N, H, W[, C]) and N labels in y_true "
                          f"and y_pred_or_probs; got {x.shape}, {true.shape} and {pred.shape}")
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
-        raise ValueError(f"plot_confused_pairs: examples must be an integer >= 1; got {examples!r}")
+    check_int(examples, "plot_confused_pairs: examples", minimum=1)
     pairs = confused_pairs(y_true, y_pred_or_probs, top)
     name = (lambda k: str(class_names[k])) if class_names is not None else str
     if not pairs:

@@ -19,6 +19,7 @@ from minicnn import (
     kernels,
     load_model,
 )
+from minicnn.registry import LAYERS, Registry
 from minicnn.saving import ModelFileError
 
 
@@ -136,24 +137,28 @@ def test_state_is_saved_loaded_and_counted(tmp_path):
             self.check_input(x)
             return x * self.state["scale"]
 
-    try:
-        model = Sequential([Input((3,)), Scale(name="scale"), Dense(2, activation="softmax", seed=0)])
-        model.layers[0].state["scale"][:] = [1.0, 5.0, 7.0]
-        lines = []
-        model.summary(print_fn=lines.append)
-        assert "Non-trainable params: 3 " in lines[0]
-        model.save(tmp_path / "m.npz")
-        loaded = load_model(tmp_path / "m.npz")
-        np.testing.assert_array_equal(loaded.layers[0].state["scale"], [1.0, 5.0, 7.0])
-    finally:
-        del Layer.registry["Scale"]
+    model = Sequential([Input((3,)), Scale(name="scale"), Dense(2, activation="softmax", seed=0)])
+    model.layers[0].state["scale"][:] = [1.0, 5.0, 7.0]
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Non-trainable params: 3 " in lines[0]
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match=r"unknown class 'Scale'.*custom_objects=\{'Scale': Scale\}"):
+        load_model(tmp_path / "m.npz")  # a class of one's own is registered nowhere
+    loaded = load_model(tmp_path / "m.npz", custom_objects={"Scale": Scale})
+    np.testing.assert_array_equal(loaded.layers[0].state["scale"], [1.0, 5.0, 7.0])
+    assert "Scale" not in LAYERS
 
 
-def test_layer_classes_register_themselves_once():
+def test_layer_classes_are_registered_explicitly_once():
     assert {"Conv2D", "Dense", "Dropout", "Flatten", "Input", "MaxPooling2D", "ReLU", "Softmax"} <= set(
-        Layer.registry)
-    with pytest.raises(TypeError, match="registered already"):
-        type("Dense", (Layer,), {})
+        LAYERS.names())
+    assert "Dense" not in Registry("layer")  # each registry holds what was registered in it, nothing else
+    subclass = type("MyDense", (Dense,), {})
+    assert "MyDense" not in LAYERS  # defining a subclass registers nothing
+    with pytest.raises(ValueError, match="a layer named 'Dense' is registered already"):
+        LAYERS.register()(type("Dense", (Layer,), {}))
+    assert LAYERS.get("Dense") is Dense and subclass is not Dense
 
 
 def test_duplicate_layer_names_are_an_error_and_automatic_names_are_unique():

@@ -4,6 +4,7 @@ examples/synthetic_cifar10.py), and its Keras twin in benchmarks/ when TensorFlo
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from minicnn import load_model
 from minicnn.datasets import load_cifar10_binary
+from minicnn.experiments import cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +33,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def example():
-    sys.path.insert(0, str(ROOT / "examples"))
-    try:
-        yield module(ROOT / "examples" / "cifar10_cnn.py", "cifar10_cnn")
-    finally:
-        sys.path.remove(str(ROOT / "examples"))
+    return module(ROOT / "examples" / "cifar10_cnn.py", "cifar10_cnn")
 
 
 ARGS = ["--epochs", "2", "--batch-size", "16", "--verbose", "0"]
@@ -64,8 +62,8 @@ def test_quick_run_writes_results_log_and_the_best_model(example, synthetic, tmp
     assert [float(r["val_loss"]) for r in rows] == pytest.approx(history["val_loss"])
     assert fold["loss"] == pytest.approx(min(history["val_loss"]), rel=1e-5)  # best weights restored
     best = load_model(out / "best_model.npz")  # the checkpoint of the best epoch: the same scores
-    x_test, y_test = example.load_data(example.parse_args(["--quick", "--binary", str(synthetic),
-                                                           "--out", str(tmp_path / "unused")]))[2:]
+    x_test, y_test = cifar10.load_data(cifar10.parse_args(["--quick", "--binary", str(synthetic),
+                                                           "--out", str(tmp_path / "unused")], "test"))[2:]
     assert best.evaluate(x_test, y_test, return_dict=True)["loss"] == pytest.approx(test["loss"], rel=1e-5)
 
 
@@ -83,3 +81,14 @@ def test_the_keras_twin_writes_the_same_schema(example, synthetic, tmp_path):
     assert {p.name for p in (tmp_path / "k").iterdir()} == {"results.json", "training_log.csv",
                                                              "best_model.keras"}
     assert set(results["folds"][0]["history"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_the_example_runs_as_a_script_and_imports_only_the_package():
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "cifar10_cnn.py"), "--help"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("usage: cifar10_cnn.py [-h] [--epochs EPOCHS] [--batch-size BATCH_SIZE]")
+    assert "A small modern CNN on CIFAR-10 with minicnn" in done.stdout
+    for flag in ("--seed", "--limit", "--quick", "--data-dir", "--binary", "--out", "--verbose"):
+        assert flag in done.stdout
+    for path in [*(ROOT / "examples").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
+        assert "sys.path" not in path.read_text(), f"{path.name} imports through sys.path"

@@ -8,11 +8,14 @@ import pytest
 from minicnn import (
     SGD,
     Adam,
+    AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
     Input,
+    LeakyReLU,
     MaxPool2D,
     ReLU,
     Sequential,
@@ -206,6 +209,17 @@ def test_a_wrong_momentum_is_caught(monkeypatch):
     errors = {c.name: c.relative_error for c in report.checks}
     assert errors["step 1: w"] < 1e-12 and errors["step 2: w"] > 1e-2  # the first step has no momentum yet
     assert "SGD.update" in str(report)
+    assert "derivation: docs/backprop.md#sgd-with-nesterov-momentum" in str(report)
+
+
+@pytest.mark.parametrize(("layer", "section"), [
+    (BatchNormalization(), "batchnormalization"), (LeakyReLU(), "leakyrelu"),
+    (AveragePooling2D(2), "averagepooling2d-and-globalaveragepooling2d"), (Dense(2), "dense"),
+], ids=lambda v: type(v).__name__ if not isinstance(v, str) else v)
+def test_a_report_points_at_the_section_its_layer_names(layer, section):
+    report = gradcheck.check_layer(layer, rng.standard_normal((2, 4, 4, 3)) if section != "dense"
+                                   else rng.standard_normal((2, 3)))
+    assert report.sections == {report.subject: f"docs/backprop.md#{section}"}
 
 
 # --------------------------------------------------------------------------- the README snippet on real MNIST

@@ -42,7 +42,6 @@ from minicnn import (
 from minicnn.datasets import DatasetError, load_mnist, prepare_images
 from minicnn.gradcheck import relative_error
 from minicnn.keras_compat import from_keras, to_keras
-from minicnn.layers import Layer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ start-up chatter
 tf = pytest.importorskip("tensorflow", reason='the Keras parity tests need pip install -e ".[keras]"')
@@ -109,7 +108,7 @@ def without_dropout(model: Sequential) -> Sequential:
     """The same model and weights minus its Dropout layers: training passes become deterministic."""
     kept = [layer for layer in model.layers if not isinstance(layer, Dropout)]
     twin = Sequential([Input(model.input_shape),
-                       *[Layer.registry[type(layer).__name__](**layer.get_config()) for layer in kept]])
+                       *[type(layer)(**layer.get_config()) for layer in kept]])
     twin.set_weights(model.get_weights())
     return twin
 

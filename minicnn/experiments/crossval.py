@@ -26,6 +26,7 @@ import numpy as np
 from minicnn.experiments.checkpoints import fit_with_checkpoints, remove_checkpoints
 from minicnn.experiments.parallel import run_tasks
 from minicnn.experiments.rundir import NonFiniteScoreError, read_part, write_part
+from minicnn.validation import check_int
 
 _SET_BY_US = ("x", "y", "batch_size", "epochs", "initial_epoch", "verbose", "validation_data",
               "validation_split")
@@ -152,9 +153,9 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
     0, a score line is printed after every fold and the mean and standard deviation
     after the last. ValueError, before anything is written, if a score is NaN or infinite.
     """
-    _check_int(n_splits, "cross_validate: n_splits", minimum=2)
-    _check_int(epochs, "cross_validate: epochs", minimum=1)
-    _check_int(batch_size, "cross_validate: batch_size", minimum=1)
+    check_int(n_splits, "cross_validate: n_splits", minimum=2)
+    check_int(epochs, "cross_validate: epochs", minimum=1)
+    check_int(batch_size, "cross_validate: batch_size", minimum=1)
     if not callable(model_fn):
         raise TypeError(f"cross_validate: model_fn must be callable; got {type(model_fn).__name__}")
     if len(x) != len(y):
@@ -268,8 +269,8 @@ def fit_and_test(model, x_train, y_train, x_test, y_test, *, epochs: int = 10, b
     last one. Returns the trained model (a loaded one if resumed) and its result.
     """
     fit_kwargs = _checked_fit_kwargs(fit_kwargs, "fit_and_test")
-    _check_int(epochs, "fit_and_test: epochs", minimum=1)
-    _check_int(batch_size, "fit_and_test: batch_size", minimum=1)
+    check_int(epochs, "fit_and_test: epochs", minimum=1)
+    check_int(batch_size, "fit_and_test: batch_size", minimum=1)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError(f"fit_and_test: x_train/y_train have {len(x_train)}/{len(y_train)} samples and "
                          f"x_test/y_test {len(x_test)}/{len(y_test)}; each pair must match")
@@ -323,9 +324,3 @@ def _checked_fit_kwargs(fit_kwargs: Mapping[str, Any] | None, caller: str) -> di
         raise ValueError(f"{caller}: fit_kwargs may not set {', '.join(clashes)}; "
                          f"{caller} sets {', '.join(_SET_BY_US)} itself")
     return fit_kwargs
-
-
-def _check_int(value, name: str, minimum: int) -> None:
-    """Raise ValueError naming ``name`` unless ``value`` is an integer (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")

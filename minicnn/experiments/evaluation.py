@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from minicnn.files import atomic_write
+from minicnn.validation import check_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -160,8 +161,7 @@ def plot_misclassified(images, y_true, y_pred, path: str | os.PathLike, max_imag
     ``y_true``, ``y_pred`` labels (N,) or scores (N, K). With nothing misclassified the
     PNG says so instead.
     """
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise ValueError(f"plot_misclassified: max_images must be an integer >= 1; got {max_images!r}")
+    check_int(max_images, "plot_misclassified: max_images", minimum=1)
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]

@@ -3,9 +3,9 @@
 On the reference path the step is the three layers' own forward and backward passes in
 sequence. On the fast path it computes the same function in another order. Max-pooling
 commutes with adding a per-channel bias and with ReLU (neither reorders values; ties
-aside, see ``docs/backprop.md#the-fused-fast-path``), so the step pools the raw
-correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU and the dropout mask to
-a quarter as many values, in one pass::
+aside, see ``docs/backprop.md#the-fast-path-one-step-for-conv2d--maxpool2d--dropout``),
+so the step pools the raw correlation ``xw = im2col(x) @ W`` first and applies bias,
+ReLU and the dropout mask to a quarter as many values, in one pass::
 
     pooled, argmax = maxpool(xw)           # conv_pool_forward_numba
     a   = relu(pooled + b)                 # bias_relu_dropout_numba
@@ -44,6 +44,8 @@ class ConvPoolBlock:
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
     ``input_gradient=False`` (a first layer in training) lets the fast path skip dx.
     """
+
+    docs_section = "the-fast-path-one-step-for-conv2d--maxpool2d--dropout"
 
     def __init__(self, conv: Conv2D, pool: MaxPooling2D, dropout: Dropout | None = None,
                  input_gradient: bool = True):

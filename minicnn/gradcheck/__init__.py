@@ -40,8 +40,8 @@ and fused steps) instead, ``kernels="both"`` each in turn.
 The modules, one concept each: ``report`` (the report and its table), ``numeric``
 (central differences, relative error, which entries, the hints), ``compare`` (one
 tensor against central differences), ``steps`` (a layer, fused step or the loss as a
-check sees it), ``paths`` (the path a check runs on), ``sections`` (where the docs
-derive each backward), and the checks: ``layer`` (:func:`check_layer`,
+check sees it), ``paths`` (the path a check runs on), ``sections`` (the link to the docs section
+each class names in ``docs_section``), and the checks: ``layer`` (:func:`check_layer`,
 :func:`check_gradient`), ``model`` (:func:`check_model`), ``optimizer``
 (:func:`check_optimizer`).
 """
@@ -57,10 +57,10 @@ from minicnn.gradcheck.numeric import (
 )
 from minicnn.gradcheck.optimizer import check_optimizer
 from minicnn.gradcheck.report import TOLERANCE, WORST, Entry, GradcheckReport, Problem, TensorCheck
-from minicnn.gradcheck.sections import DOCS, SECTIONS
+from minicnn.gradcheck.sections import DOCS, docs_link
 
 __all__ = [
-    "DOCS", "EDGE_CHECKS", "SECTIONS", "TOLERANCE", "WORST", "Entry", "GradcheckReport", "Problem",
-    "TensorCheck", "check_gradient", "check_layer", "check_model", "check_optimizer", "choose_entries",
+    "DOCS", "EDGE_CHECKS", "TOLERANCE", "WORST", "Entry", "GradcheckReport", "Problem", "TensorCheck",
+    "check_gradient", "check_layer", "check_model", "check_optimizer", "choose_entries", "docs_link",
     "factor_hint", "numerical_gradient", "relative_error",
 ]

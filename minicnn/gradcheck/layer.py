@@ -10,7 +10,7 @@ import numpy as np
 from minicnn.gradcheck.compare import Checker, compare_tensor
 from minicnn.gradcheck.paths import on_path, path_description
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem
-from minicnn.gradcheck.sections import docs_section
+from minicnn.gradcheck.sections import docs_link
 from minicnn.gradcheck.steps import Step, generator_states
 from minicnn.layers import Layer
 
@@ -35,7 +35,7 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
         step = Step(layer)
         report = GradcheckReport(f"{layer.label()}, input {x.shape}", eps, tolerance,
                                  checked=path_description([step]), subject=step.name,
-                                 sections={step.name: docs_section(step.kind)},
+                                 sections={step.name: docs_link(step.kind)},
                                  labels={step.name: step.label})
         state = generator_states([step])  # before the forward pass draws the dropout mask
         analytic = step.analytic(x, g, report.problems)

@@ -12,7 +12,7 @@ from minicnn import fused
 from minicnn.gradcheck.compare import Checker
 from minicnn.gradcheck.paths import active_path, on_path, path_description
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem, TensorCheck
-from minicnn.gradcheck.sections import docs_section
+from minicnn.gradcheck.sections import docs_link
 from minicnn.gradcheck.steps import LossStep, Step, generator_states, restore_generators
 from minicnn.losses import CategoricalCrossentropy, to_categorical
 from minicnn.model import Sequential
@@ -53,8 +53,8 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     steps = _model_steps(model)
     report = GradcheckReport(f'model "{model.name}", input {x.shape}', eps, tolerance,
                              checked=path_description(steps),
-                             sections={s.name: docs_section(s.kind) for s in steps}
-                             | {"loss": docs_section("loss")},
+                             sections={s.name: docs_link(s.kind) for s in steps}
+                             | {"loss": docs_link(loss.loss_fn)},
                              labels={s.name: s.label for s in steps} | {"loss": "the loss"})
     check = Checker(eps, max_checks, np.random.default_rng(seed), tolerance, _batch_size_factors(model, x))
     start = generator_states(steps)

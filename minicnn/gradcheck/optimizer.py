@@ -10,7 +10,7 @@ from minicnn import optimizers
 from minicnn.gradcheck.numeric import factor_hint, relative_error
 from minicnn.gradcheck.paths import active_path, on_path
 from minicnn.gradcheck.report import TOLERANCE, WORST, Entry, GradcheckReport, Problem, TensorCheck
-from minicnn.gradcheck.sections import docs_section
+from minicnn.gradcheck.sections import docs_link
 
 
 def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: int = 0,
@@ -31,7 +31,7 @@ def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: in
         report = GradcheckReport(f"{type(opt).__name__}({opt.get_config()})", 0.0, tolerance,
                                  checked=f"{active_path()} kernels, {steps} steps, each update against "
                                          "the formula", subject=type(opt).__name__,
-                                 sections={type(opt).__name__: docs_section(type(opt))},
+                                 sections={type(opt).__name__: docs_link(type(opt))},
                                  labels={type(opt).__name__: f"{type(opt).__name__}.update"})
         for t in range(1, steps + 1):
             grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}

@@ -1,22 +1,28 @@
 """Layers, one module each, every one with a hand-written forward and backward pass.
 
-The contract all of them keep is in :mod:`minicnn.layers.base`. This package
-imports each of its modules and exports what each lists in ``__all__``, so a new
-layer is one new module here (plus its kernels, docs and tests) and nothing else.
+The contract all of them keep is in :mod:`minicnn.layers.base`. A new layer is one new
+module here, registered with ``@LAYERS.register()`` (:mod:`minicnn.registry`), imported
+below, plus its kernels, docs and tests.
 """
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
+from minicnn.layers.activation import Activation, LeakyReLU, ReLU, Softmax
+from minicnn.layers.average_pooling import (
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool2D,
+)
 from minicnn.layers.base import Layer
+from minicnn.layers.batch_normalization import BatchNormalization
+from minicnn.layers.conv2d import Conv2D
+from minicnn.layers.dense import Dense
+from minicnn.layers.dropout import Dropout
+from minicnn.layers.flatten import Flatten
+from minicnn.layers.input import Input
+from minicnn.layers.pooling import MaxPool2D, MaxPooling2D
 
-__all__ = ["Layer"]
-
-for _module_info in pkgutil.iter_modules(__path__):
-    _module = importlib.import_module(f"{__name__}.{_module_info.name}")
-    for _name in getattr(_module, "__all__", ()):
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
-del _module_info, _module, _name
+__all__ = [
+    "Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
+    "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "Input", "Layer", "LeakyReLU", "MaxPool2D",
+    "MaxPooling2D", "ReLU", "Softmax",
+]

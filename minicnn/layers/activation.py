@@ -9,6 +9,7 @@ import numpy as np
 
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import Layer
+from minicnn.registry import LAYERS
 
 __all__ = ["Activation", "LeakyReLU", "ReLU", "Softmax"]
 
@@ -32,11 +33,13 @@ class _ActivationLayer(_Activated):
         return dz
 
 
+@LAYERS.register()
 class Activation(_ActivationLayer):
     """Any of minicnn's activations by name (``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``,
     ``"linear"``), as a layer: any shape in, same shape out."""
 
     default_name = "activation"
+    docs_section = "activations"
 
     def __init__(self, activation: str, name: str | None = None, input_shape: tuple | None = None):
         if activation is None:
@@ -54,10 +57,12 @@ class Activation(_ActivationLayer):
         return cls(activation or "linear", name=config["name"])
 
 
+@LAYERS.register()
 class ReLU(_ActivationLayer):
     """``a = max(x, 0)``; any shape in, same shape out."""
 
     default_name = "re_lu"
+    docs_section = "activations"
     keras_requires = {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}
 
     def __init__(self, name: str | None = None, input_shape: tuple | None = None):
@@ -67,10 +72,12 @@ class ReLU(_ActivationLayer):
         return keras_layers.ReLU(name=self.name)
 
 
+@LAYERS.register()
 class Softmax(_ActivationLayer):
     """Softmax over the last axis; (N, K) in and out."""
 
     default_name = "softmax"
+    docs_section = "activations"
     keras_requires = {"axis": -1}
 
     def __init__(self, name: str | None = None, input_shape: tuple | None = None):
@@ -80,6 +87,7 @@ class Softmax(_ActivationLayer):
         return keras_layers.Softmax(name=self.name)
 
 
+@LAYERS.register()
 class LeakyReLU(Layer):
     """``a = x`` where ``x > 0``, else ``negative_slope * x`` (Keras 3's default slope 0.3).
 
@@ -90,6 +98,7 @@ class LeakyReLU(Layer):
     """
 
     default_name = "leaky_re_lu"
+    docs_section = "leakyrelu"
 
     def __init__(self, negative_slope: float = 0.3, name: str | None = None,
                  input_shape: tuple | None = None):

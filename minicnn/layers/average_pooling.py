@@ -11,10 +11,12 @@ import numpy as np
 
 from minicnn.kernels import conv_output_size, window_slice
 from minicnn.layers.base import Layer, as_pair
+from minicnn.registry import LAYERS
 
 __all__ = ["AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D"]
 
 
+@LAYERS.register()
 class AveragePooling2D(Layer):
     """Mean over non-padded ``pool_size`` windows (an int or a (rows, columns) pair).
 
@@ -24,6 +26,7 @@ class AveragePooling2D(Layer):
     """
 
     default_name = "average_pooling2d"
+    docs_section = "averagepooling2d-and-globalaveragepooling2d"
     keras_requires = {"data_format": "channels_last", "padding": "valid"}
 
     def __init__(self, pool_size=2, strides=None, name: str | None = None, input_shape: tuple | None = None):
@@ -78,6 +81,7 @@ class AveragePooling2D(Layer):
         return cls(config["pool_size"], strides=config["strides"], name=config["name"])
 
 
+@LAYERS.register()
 class GlobalAveragePooling2D(Layer):
     """Mean over all positions of each channel: (N, H, W, C) -> (N, C).
 
@@ -85,6 +89,7 @@ class GlobalAveragePooling2D(Layer):
     """
 
     default_name = "global_average_pooling2d"
+    docs_section = "averagepooling2d-and-globalaveragepooling2d"
     keras_requires = {"data_format": "channels_last", "keepdims": False}
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -12,8 +12,9 @@
   their gradients are still computed, so gradient checks still see them.
 - float32 unless converted with :meth:`Layer.astype` (gradient checks use float64).
 
-Every subclass registers itself by class name in :attr:`Layer.registry`, which is how
-a saved model and :mod:`minicnn.keras_compat` find it: a new layer needs no table edited.
+A layer class that a saved model or :mod:`minicnn.keras_compat` may name is registered
+explicitly, with ``@LAYERS.register()`` (:mod:`minicnn.registry`), and says where
+``docs/backprop.md`` derives it in ``docs_section``.
 Images are NHWC, like Keras: arrays of shape ``(N, H, W, C)``.
 """
 
@@ -24,25 +25,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from minicnn.validation import check_int
+
 
 class Layer:
-    """Base class: registration, shape bookkeeping, input checks, parameters, state and config."""
+    """Base class: shape bookkeeping, input checks, parameters, state and config."""
 
-    registry: ClassVar[dict[str, type[Layer]]] = {}
-    """Every concrete layer class by its name (classes whose name starts with ``_`` are helpers)."""
+    docs_section: ClassVar[str]
+    """The anchor of the section of ``docs/backprop.md`` that derives this layer (``"dense"``)."""
 
     default_name: ClassVar[str] = "layer"
     """The name Keras gives the first layer of this kind in a model (``conv2d``, then ``conv2d_1``, ...)."""
 
     keras_requires: ClassVar[dict[str, Any]] = {}
     """Keras options that change what the layer computes, with the only value minicnn implements."""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):
-            if cls.__name__ in Layer.registry:
-                raise TypeError(f"a layer class named {cls.__name__} is registered already")
-            Layer.registry[cls.__name__] = cls
 
     def __init__(self, name: str | None = None, trainable: bool = True, input_shape: tuple | None = None):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -224,6 +220,5 @@ def as_square(value, what: str, layer: str) -> int:
 
 
 def check_positive_int(value, what: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int; got {value!r}")
-    return int(value)
+    """``value`` as an int if it is an integer >= 1; ValueError naming ``layer`` and ``what`` otherwise."""
+    return check_int(value, f"{layer}: {what}", minimum=1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.layers.base import Layer
+from minicnn.registry import LAYERS
 
 __all__ = ["BatchNormalization"]
 
 
+@LAYERS.register()
 class BatchNormalization(Layer):
     """Normalise each channel, then scale and shift it: ``out = gamma * (x - mean) / sqrt(var + eps) + beta``.
 
@@ -29,6 +31,7 @@ class BatchNormalization(Layer):
     """
 
     default_name = "batch_normalization"
+    docs_section = "batchnormalization"
     keras_requires = {"axis": -1, "center": True, "scale": True, "renorm": False, "synchronized": False,
                       "gamma_regularizer": None, "beta_regularizer": None, "gamma_constraint": None,
                       "beta_constraint": None}

@@ -10,11 +10,13 @@ from minicnn.kernels.matmul import matmul
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import as_pair, check_positive_int
 from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
+from minicnn.registry import LAYERS
 from minicnn.seeding import make_rng
 
 __all__ = ["Conv2D"]
 
 
+@LAYERS.register()
 class Conv2D(_Activated):
     """2-D convolution of NHWC images, then an optional activation.
 
@@ -31,6 +33,7 @@ class Conv2D(_Activated):
     """
 
     default_name = "conv2d"
+    docs_section = "conv2d"
     keras_requires = {"data_format": "channels_last", "dilation_rate": (1, 1), "groups": 1}
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",

@@ -8,11 +8,13 @@ from minicnn.kernels.matmul import matmul
 from minicnn.layers.activated import _Activated
 from minicnn.layers.base import check_positive_int
 from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
+from minicnn.registry import LAYERS
 from minicnn.seeding import make_rng
 
 __all__ = ["Dense"]
 
 
+@LAYERS.register()
 class Dense(_Activated):
     """Fully connected layer ``a = activation(x @ W + b)``.
 
@@ -23,6 +25,7 @@ class Dense(_Activated):
     """
 
     default_name = "dense"
+    docs_section = "dense"
     keras_requires = {"use_bias": True}
 
     def __init__(self, units: int, activation: str | None = None, kernel_initializer: str = "glorot_uniform",

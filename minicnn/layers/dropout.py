@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.layers.base import Layer
+from minicnn.registry import LAYERS
 from minicnn.seeding import make_rng
 
 __all__ = ["Dropout"]
 
 
+@LAYERS.register()
 class Dropout(Layer):
     """Inverted dropout: any shape in, same shape out.
 
@@ -21,6 +23,7 @@ class Dropout(Layer):
     """
 
     default_name = "dropout"
+    docs_section = "dropout"
     keras_requires = {"noise_shape": None}
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None,

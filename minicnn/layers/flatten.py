@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.layers.base import Layer
+from minicnn.registry import LAYERS
 
 __all__ = ["Flatten"]
 
 
+@LAYERS.register()
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...), in C order, so NHWC flattens like Keras' channels_last."""
 
     default_name = "flatten"
+    docs_section = "flatten"
     keras_requires = {"data_format": "channels_last"}
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

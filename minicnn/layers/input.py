@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from minicnn.layers.base import Layer
+from minicnn.registry import LAYERS
 
 __all__ = ["Input"]
 
 
+@LAYERS.register()
 class Input(Layer):
     """Declares the per-sample input shape, e.g. ``Input((28, 28, 1))``; computes nothing."""
 
     default_name = "input_layer"
+    docs_section = "the-layer-contract"
 
     def __init__(self, shape: tuple, name: str | None = None):
         super().__init__(name)

@@ -10,10 +10,12 @@ import numpy as np
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.maxpool import maxpool_backward, maxpool_forward
 from minicnn.layers.base import Layer, as_square
+from minicnn.registry import LAYERS
 
 __all__ = ["MaxPooling2D", "MaxPool2D"]
 
 
+@LAYERS.register()
 class MaxPooling2D(Layer):
     """Max over non-padded ``pool_size`` windows.
 
@@ -23,6 +25,7 @@ class MaxPooling2D(Layer):
     """
 
     default_name = "max_pooling2d"
+    docs_section = "maxpooling2d"
     keras_requires = {"data_format": "channels_last", "padding": "valid"}
 
     def __init__(self, pool_size=2, strides=None, name: str | None = None, input_shape: tuple | None = None):
