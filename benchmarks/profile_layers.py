@@ -40,7 +40,7 @@ from minicnn.losses import softmax_cross_entropy
 
 
 def step_name(step) -> str:
-    return "+".join(layer.name for layer in getattr(step, "layers", [step]))
+    return "+".join(layer.name for layer in step.layers)
 
 
 def nbytes(*values) -> int:
@@ -115,9 +115,9 @@ def _profile(batch_size: int, steps: int, warmup: int) -> dict[str, dict[str, fl
         for step in body:
             inputs.append(out)
             out = timed(fwd[step_name(step)], step.forward, out, True)
-        z = timed(fwd[last.name], last.forward_linear, out, True)
+        z = timed(fwd[last.name], last.forward_affine, out, True)
         _, dz = timed(fwd["loss"], softmax_cross_entropy, z, y)
-        dout = timed(bwd[last.name], last.backward_linear, dz)
+        dout = timed(bwd[last.name], last.backward_affine, dz)
         count(work[last.name], last, out, z, dz, dout)
         for step, step_input in zip(reversed(body), reversed(inputs), strict=True):
             dprev = timed(bwd[step_name(step)], step.backward, dout)
@@ -142,9 +142,9 @@ def count(row: dict, step, x: np.ndarray, out: np.ndarray | None, dout: np.ndarr
     Called after backward: the step's cache still holds what forward kept.
     """
     forward, backward = flops(step, x.shape)
-    layers = getattr(step, "layers", [step])
+    layers = step.layers
     params = [layer.params for layer in layers]
-    cache = [getattr(step, "cache", None)] + [layer.cache for layer in layers]  # views counted once
+    cache = [step.cache] + [layer.cache for layer in layers]  # views counted once
     row.update(forward_flops=forward, backward_flops=backward,
                forward_bytes=nbytes(x, params, dout if out is None else out, cache),
                backward_bytes=nbytes(dout, cache, params, [layer.grads for layer in layers], dx))

@@ -12,12 +12,12 @@ import numpy as np
 
 
 def linear(z: np.ndarray) -> np.ndarray:
-    """The identity: ``a = z``."""
+    """Keras' ``"linear"`` activation, the identity: ``a = z``."""
     return z
 
 
 def linear_backward(da: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``dz = da``, returned as a copy so the caller's array is never shared."""
+    """The identity's backward, ``dz = da``, returned as a copy so the caller's array is never shared."""
     return da.copy()
 
 

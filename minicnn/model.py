@@ -27,7 +27,7 @@ from minicnn import fused, kernels, losses, optimizers, saving, threads
 from minicnn import metrics as metrics_module
 from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
 from minicnn.layers import Input, Layer
-from minicnn.layers.base import channels_first_hint
+from minicnn.layers.base import Step, channels_first_hint
 from minicnn.seeding import make_rng
 from minicnn.validation import check_int
 
@@ -185,9 +185,10 @@ class Sequential:
 
     # ------------------------------------------------------------------ forward and backward
 
-    def steps(self, input_gradient: bool = True) -> list:
+    def steps(self, input_gradient: bool = True) -> list[Step]:
         """The steps that run the layers: runs that :mod:`minicnn.fused` knows (Conv2D -> MaxPooling2D
-        -> Dropout) become one fused step, which on the reference path runs its layers one by one."""
+        -> Dropout) become one fused step, which on the reference path runs its layers one by one;
+        every other layer is a step of its own. Every step keeps the layer contract."""
         return fused.plan(self.layers, input_gradient)
 
     def path(self) -> contextlib.AbstractContextManager:
@@ -214,11 +215,11 @@ class Sequential:
         with self.path():
             return self._logits(self.steps(), x, training)
 
-    def _logits(self, steps: list, x: np.ndarray, training: bool) -> np.ndarray:
+    def _logits(self, steps: list[Step], x: np.ndarray, training: bool) -> np.ndarray:
         *body, last = steps
         for step in body:
             x = step.forward(x, training)
-        return last.forward_linear(x, training) if self.ends_in_softmax else last.forward(x, training)
+        return last.forward_affine(x, training) if self.ends_in_softmax else last.forward(x, training)
 
     def compute_loss_and_gradients(self, x: np.ndarray, y: np.ndarray, input_gradient: bool = True,
                                    sample_weight: np.ndarray | None = None
@@ -227,7 +228,7 @@ class Sequential:
 
         x: (N, *input_shape), y: one-hot (N, K). The loss is the cross-entropy on the
         logits ``z`` (:meth:`logits`); a final softmax is fused with it, so
-        ``dz = (p - y) / N`` enters that layer's linear part directly. Returns
+        ``dz = (p - y) / N`` enters that layer's affine part directly. Returns
         ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
         of the loss with respect to ``x`` (None if ``input_gradient=False``,
         which lets training skip work nobody uses). ``sample_weight`` (N,) scales
@@ -239,7 +240,7 @@ class Sequential:
             z = self._logits(steps, x, training=True)
             loss, dz = loss_fn.loss_and_gradient(z, y, sample_weight)
             *body, last = steps
-            dout = last.backward_linear(dz) if self.ends_in_softmax else last.backward(dz)
+            dout = last.backward_affine(dz) if self.ends_in_softmax else last.backward(dz)
             for step in reversed(body):
                 dout = step.backward(dout)
         return loss, z, dout if input_gradient else None

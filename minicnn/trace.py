@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minicnn import fused, kernels, optimizers
+from minicnn import kernels, optimizers
+from minicnn.layers.base import Step
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
 from minicnn.model import Sequential
 
@@ -154,18 +155,18 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
 
     with model.path():
         path = kernels.current()
-        steps = model.layers if path == "reference" else fused.plan(model.layers)
+        steps = model.layers if path == "reference" else model.steps()
         outputs, out = [], x
         for i, step in enumerate(steps):
             last = i == len(steps) - 1 and model.ends_in_softmax
-            out = step.forward_linear(out, True) if last else step.forward(out, training=True)
+            out = step.forward_affine(out, True) if last else step.forward(out, training=True)
             outputs.append(out)
         loss, dz = loss_fn.loss_and_gradient(out, y)
         gradients, dout = [], dz
         for i in reversed(range(len(steps))):
             gradients.append(dout)
             last = i == len(steps) - 1 and model.ends_in_softmax
-            dout = steps[i].backward_linear(dout) if last else steps[i].backward(dout)
+            dout = steps[i].backward_affine(dout) if last else steps[i].backward(dout)
         gradients.reverse()
         before = {name: p.copy() for name, p, _ in model.parameters_and_gradients()}
         grads = {name: g.copy() for name, _, g in model.parameters_and_gradients()}
@@ -191,25 +192,26 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
     return trace
 
 
-def _record(step, output: np.ndarray, gradient: np.ndarray, path: str) -> StepRecord:
-    layers = step.layers if isinstance(step, fused.ConvPoolBlock) else [step]
+def _record(step: Step, output: np.ndarray, gradient: np.ndarray, path: str) -> StepRecord:
+    layers = step.layers
     return StepRecord(step.name, " -> ".join(type(layer).__name__ for layer in layers),
-                      path == "fast" and isinstance(step, fused.ConvPoolBlock), Stats.of(output),
-                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step, layers))
+                      path == "fast" and len(layers) > 1, Stats.of(output),
+                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step))
 
 
-def _cache_bytes(holders: list) -> int:
+def _cache_bytes(holders: list[Step]) -> int:
     """Bytes of the arrays the caches of ``holders`` keep (each array once; deferred entries not made)."""
-    arrays = {id(v): v for h in holders for v in dict.values(getattr(h, "cache", None) or {})
+    arrays = {id(v): v for h in holders for v in dict.values(h.cache or {})
               if isinstance(v, np.ndarray)}
     return sum(a.nbytes for a in arrays.values())
 
 
-def _dead_units(step, layers: list) -> tuple[int, int] | None:
-    """ReLU units (last axis) that are 0 for every sample and position of the batch, and how many units."""
-    holders = [step] if isinstance(step, fused.ConvPoolBlock) and step.cache and "a" in step.cache else [
-        layer for layer in layers if getattr(layer, "activation", None) == "relu"]
-    for holder in holders:
+def _dead_units(step: Step) -> tuple[int, int] | None:
+    """ReLU units (last axis) that are 0 for every sample and position of the batch, and how many units:
+    from the first ReLU output that the step (a fused step's own cache first) or one of its layers keeps."""
+    for holder in dict.fromkeys([step, *step.layers]):
+        if getattr(holder, "activation", None) != "relu":
+            continue
         a = dict.get(holder.cache or {}, "a")
         if a is not None:
             alive = (a.reshape(-1, a.shape[-1]) > 0).any(axis=0)

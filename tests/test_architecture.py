@@ -133,9 +133,8 @@ def test_state_is_saved_loaded_and_counted(tmp_path):
             super().build(input_shape)
             self.state = {"scale": np.full(input_shape[-1], 2.0, np.float32)}
 
-        def forward(self, x, training=False):
-            self.check_input(x)
-            return x * self.state["scale"]
+        def forward_pass(self, x, training):
+            return x * self.state["scale"], {}
 
     model = Sequential([Input((3,)), Scale(name="scale"), Dense(2, activation="softmax", seed=0)])
     model.layers[0].state["scale"][:] = [1.0, 5.0, 7.0]

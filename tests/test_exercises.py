@@ -15,10 +15,10 @@ NAMES = ["dense", "relu", "softmax_cross_entropy", "maxpool", "conv2d", "dropout
 # What a student writes in place of each `raise NotImplementedError(...)`, in order of appearance.
 ANSWERS = {
     "dense": ["""
-        self.set_grads(kernel=x.T @ dz, bias=dz.sum(axis=0))
-        return dz @ W.T
+        dx = dz @ W.T
+        return dx, {"kernel": x.T @ dz, "bias": dz.sum(axis=0)}
     """],
-    "relu": ["return dout * (a > 0)"],
+    "relu": ["return dout * (a > 0), {}"],
     "softmax_cross_entropy": ["""
         dz = (np.exp(log_p) - y) / n
         return loss, dz
@@ -30,7 +30,7 @@ ANSWERS = {
             for dj in range(pool):
                 routed = np.where(argmax == di * pool + dj, dout, 0)
                 dx[:, di:di + s * (oh - 1) + 1:s, dj:dj + s * (ow - 1) + 1:s, :] += routed
-        return dx
+        return dx, {}
     """],
     "conv2d": ["""
         _, oh, ow, kh, kw, _ = dcols.shape
@@ -44,11 +44,11 @@ ANSWERS = {
     """, """
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
-        self.set_grads(kernel=(cols_rows.T @ dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
+        grads = {"kernel": (cols_rows.T @ dz_rows).reshape(W.shape), "bias": dz_rows.sum(axis=0)}
         dcols = (dz_rows @ W.reshape(-1, self.filters).T).reshape(cols.shape)
-        return col2im(dcols, x_shape, self.strides, self.pads)
+        return col2im(dcols, x_shape, self.strides, self.pads), grads
     """],
-    "dropout": ["return dout * mask"],
+    "dropout": ["return dout * mask, {}"],
     "adam": ["""
         m[...] = self.beta_1 * m + (1 - self.beta_1) * grad
         v[...] = self.beta_2 * v + (1 - self.beta_2) * grad * grad
@@ -120,7 +120,7 @@ def test_accumulation_forgotten_fails_only_where_windows_overlap(tmp_path):
 
 
 def test_a_missing_dropout_scale_gets_the_hint(tmp_path):
-    write(tmp_path, "dropout", answer("dropout", ["return dout * (mask > 0)"]))
+    write(tmp_path, "dropout", answer("dropout", ["return dout * (mask > 0), {}"]))
     text = str(exercises.grade("dropout", tmp_path))
     assert ("analytic = 0.5 x numeric at every checked entry: the dropout scale 1/(1 - rate) = 2 is missing"
             in text)

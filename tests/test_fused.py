@@ -12,6 +12,7 @@ from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequentia
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 from minicnn.kernels.maxpool import maxpool_backward_reference, maxpool_forward_reference
+from minicnn.layers.base import Step
 
 geometry = st.tuples(
     st.integers(1, 3),  # N
@@ -272,3 +273,29 @@ def test_first_fused_step_skips_the_input_gradient_only_in_training():
     y = np.eye(10, dtype=np.float32)[[1, 2]]
     assert model.compute_loss_and_gradients(x, y, input_gradient=False)[2] is None
     assert model.compute_loss_and_gradients(x, y)[2].shape == x.shape
+
+
+def test_a_fused_step_keeps_the_layer_contract(path):
+    """A fused step is a Step like a layer: name, label, params and grads under the model's names,
+    forward and backward with the same checks; its gradients end up in its layers."""
+    model = Sequential([Input((6, 6, 1)), Conv2D(2, 3, activation="relu", seed=0), MaxPool2D(2),
+                        Dropout(0.5, seed=1), Flatten(), Dense(3, seed=2)])
+    steps = model.steps()
+    assert all(isinstance(step, Step) for step in steps)
+    block, conv = steps[0], model.layers[0]
+    assert block.layers == model.layers[:3] and steps[1].layers == [steps[1]]
+    assert block.label() == 'fused step "conv2d+max_pooling2d+dropout"'
+    assert {k: id(p) for k, p in block.params.items()} == {"conv2d/kernel": id(conv.params["kernel"]),
+                                                           "conv2d/bias": id(conv.params["bias"])}
+    x = np.random.default_rng(0).random((2, 6, 6, 1)).astype(np.float32)
+    out = block.forward(x, training=True)
+    with pytest.raises(ValueError, match=r'fused step "conv2d\+max_pooling2d\+dropout": expected an output '
+                                         r"gradient of shape \(2, 2, 2, 2\); got \(2, 8\)"):
+        block.backward(out.reshape(2, -1))
+    block.backward(np.ones_like(out))
+    assert set(block.grads) == {"conv2d/kernel", "conv2d/bias"}
+    for key in ("kernel", "bias"):
+        assert block.grads[f"conv2d/{key}"] is conv.grads[key]
+        assert conv.grads[key].shape == conv.params[key].shape and np.abs(conv.grads[key]).sum() > 0
+    with pytest.raises(TypeError, match=r'layer "conv2d" \(Conv2D\): expected a NumPy array'):
+        block.forward(x.tolist())

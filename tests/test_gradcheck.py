@@ -31,8 +31,9 @@ rng = np.random.default_rng(0)
 
 def test_a_backward_returning_the_wrong_shape_fails_naming_the_layer():
     class FlatDense(Dense):
-        def backward_linear(self, dz):
-            return super().backward_linear(dz).reshape(-1)  # same numbers, flattened
+        def backward_affine_pass(self, dz, cache):
+            dx, grads = super().backward_affine_pass(dz, cache)
+            return dx.reshape(-1), grads  # same numbers, flattened
 
     report = gradcheck.check_layer(FlatDense(3, seed=0, name="flat"), rng.random((4, 5)))
     assert not report.ok and report.blamed == ["flat"]
@@ -43,9 +44,8 @@ def test_a_backward_returning_the_wrong_shape_fails_naming_the_layer():
 
 def test_a_missing_bias_gradient_is_a_clear_message_not_a_key_error():
     class NoBias(Dense):
-        def backward_linear(self, dz):
-            self.grads = {"kernel": self.cache["x"].T @ dz}
-            return dz @ self.params["kernel"].T
+        def backward_affine_pass(self, dz, cache):
+            return dz @ self.params["kernel"].T, {"kernel": cache["x"].T @ dz}
 
     report = gradcheck.check_layer(NoBias(3, seed=0, name="head"), rng.random((4, 5)))
     assert not report.ok and report.blamed == ["head"]
@@ -57,8 +57,8 @@ def test_a_missing_bias_gradient_is_a_clear_message_not_a_key_error():
 
 def test_a_backward_that_raises_is_named_in_the_report():
     class Unfinished(ReLU):
-        def backward(self, dout):
-            raise NotImplementedError("write ReLU.backward")
+        def backward_pass(self, dout, cache):
+            raise NotImplementedError("write ReLU.backward_pass")
 
     report = gradcheck.check_layer(Unfinished(name="todo"), rng.standard_normal((2, 3)))
     assert not report.ok and report.blamed == ["todo"]
@@ -67,8 +67,8 @@ def test_a_backward_that_raises_is_named_in_the_report():
 
 def test_a_model_whose_backward_returns_none_names_the_layer():
     class Silent(Flatten):
-        def backward(self, dout):
-            return None
+        def backward_pass(self, dout, cache):
+            return None, {}
 
     model = Sequential([Input((2, 2, 1)), Silent(), Dense(3, activation="softmax", seed=0)])
     report = gradcheck.check_model(model, rng.random((2, 2, 2, 1)), [0, 2])
@@ -98,8 +98,8 @@ def test_max_pool_ties_are_kinks():
 
 def test_kinks_do_not_hide_a_wrong_backward():
     class Leaky(ReLU):
-        def backward(self, dout):
-            return dout * np.where(self.cache["a"] > 0, 1.0, 0.1)  # wrong below zero
+        def backward_pass(self, dout, cache):
+            return dout * np.where(cache["a"] > 0, 1.0, 0.1), {}  # wrong below zero
 
     x = rng.standard_normal((3, 8))
     x[:, :2] = 0.0
@@ -151,8 +151,9 @@ def test_factor_hints(analytic, numeric, factors, expected):
 
 def test_worst_entries_give_index_values_and_ratio():
     class Doubled(Dense):
-        def backward_linear(self, dz):
-            return 2 * super().backward_linear(dz)
+        def backward_affine_pass(self, dz, cache):
+            dx, grads = super().backward_affine_pass(dz, cache)
+            return 2 * dx, grads
 
     report = gradcheck.check_layer(Doubled(3, seed=0), rng.random((4, 5)))
     x = report.checks[0]

@@ -68,9 +68,17 @@ def pair_with(reference, numba):
 # --------------------------------------------------------------------------- the mutations
 
 
+def dx_times(backward_hook, factor):
+    """A layer's backward hook with its ``dx`` multiplied by ``factor``, its gradients untouched."""
+    def broken(*args):
+        dx, grads = backward_hook(*args)
+        return dx * factor, grads
+
+    return broken
+
+
 def wrong_sign(mp):
-    original = Dense.backward_linear
-    mp.setattr(Dense, "backward_linear", lambda self, dz: -original(self, dz))
+    mp.setattr(Dense, "backward_affine_pass", dx_times(Dense.backward_affine_pass, -1))
 
 
 def missing_mean(mp):
@@ -82,7 +90,7 @@ def missing_mean(mp):
 
 
 def missing_dropout_scale(mp):
-    mp.setattr(Dropout, "backward", lambda self, dout: dout * (self.cache["mask"] != 0))
+    mp.setattr(Dropout, "backward_pass", lambda self, dout, cache: (dout * (cache["mask"] != 0), {}))
 
 
 def swapped_pool_offsets(mp):
@@ -109,15 +117,14 @@ def col2im_corner_off(mp):
 
 
 def flatten_not_reshaped(mp):
-    mp.setattr(Flatten, "backward", lambda self, dout: dout.copy())
+    mp.setattr(Flatten, "backward_pass", lambda self, dout, cache: (dout.copy(), {}))
 
 
 def missing_bias_gradient(mp):
-    def backward_linear(self, dz):
-        self.grads = {"kernel": self.cache["x"].T @ dz}
-        return dz @ self.params["kernel"].T
+    def backward_affine_pass(self, dz, cache):
+        return dz @ self.params["kernel"].T, {"kernel": cache["x"].T @ dz}
 
-    mp.setattr(Dense, "backward_linear", backward_linear)
+    mp.setattr(Dense, "backward_affine_pass", backward_affine_pass)
 
 
 def relu_mask_from_wrong_array(mp):
@@ -132,25 +139,25 @@ def stride_ignored(mp):
 
 
 def conv_bias_at_one_position(mp):
-    original = Conv2D.backward_linear
+    original = Conv2D.backward_affine_pass
 
-    def backward_linear(self, dz):
-        dx = original(self, dz)
-        self.grads["bias"] = dz[:, 0, 0, :].sum(axis=0)  # sums the batch, forgets the positions
-        return dx
+    def backward_affine_pass(self, dz, cache):
+        dx, grads = original(self, dz, cache)
+        grads["bias"] = dz[:, 0, 0, :].sum(axis=0)  # sums the batch, forgets the positions
+        return dx, grads
 
-    mp.setattr(Conv2D, "backward_linear", backward_linear)
+    mp.setattr(Conv2D, "backward_affine_pass", backward_affine_pass)
 
 
 def dense_kernel_transposed(mp):
-    original = Dense.backward_linear
+    original = Dense.backward_affine_pass
 
-    def backward_linear(self, dz):
-        dx = original(self, dz)
-        self.grads["kernel"] = dz.T @ self.cache["x"]  # (U, D) instead of (D, U)
-        return dx
+    def backward_affine_pass(self, dz, cache):
+        dx, grads = original(self, dz, cache)
+        grads["kernel"] = dz.T @ cache["x"]  # (U, D) instead of (D, U)
+        return dx, grads
 
-    mp.setattr(Dense, "backward_linear", backward_linear)
+    mp.setattr(Dense, "backward_affine_pass", backward_affine_pass)
 
 
 def named_tensors(report, step) -> set[str]:
@@ -241,17 +248,19 @@ def scaled_dz(loss_and_gradient, factor=1.5):
 
 
 READABLE_BACKWARDS = {
-    "Dense.backward_linear": (lambda mp: mp.setattr(Dense, "backward_linear", scaled(Dense.backward_linear)),
-                              "dense"),
-    "Conv2D.backward_linear": (
-        lambda mp: mp.setattr(Conv2D, "backward_linear", scaled(Conv2D.backward_linear)), "conv2d"),
+    "Dense.backward_affine_pass": (lambda mp: mp.setattr(Dense, "backward_affine_pass", dx_times(
+        Dense.backward_affine_pass, 1.5)), "dense"),
+    "Conv2D.backward_affine_pass": (lambda mp: mp.setattr(Conv2D, "backward_affine_pass", dx_times(
+        Conv2D.backward_affine_pass, 1.5)), "conv2d"),
     "col2im_reference": (lambda mp: mp.setattr(conv2d_module, "col2im", pair_with(
         scaled(im2col_kernels.col2im_reference), im2col_kernels.col2im_numba)), "conv2d"),
     "maxpool_backward_reference": (lambda mp: mp.setattr(pooling_module, "maxpool_backward", pair_with(
         scaled(maxpool_kernels.maxpool_backward_reference), maxpool_kernels.maxpool_backward_numba)),
         "max_pooling2d"),
-    "Dropout.backward": (lambda mp: mp.setattr(Dropout, "backward", scaled(Dropout.backward)), "dropout"),
-    "Flatten.backward": (lambda mp: mp.setattr(Flatten, "backward", scaled(Flatten.backward)), "flatten"),
+    "Dropout.backward_pass": (lambda mp: mp.setattr(Dropout, "backward_pass", dx_times(
+        Dropout.backward_pass, 1.5)), "dropout"),
+    "Flatten.backward_pass": (lambda mp: mp.setattr(Flatten, "backward_pass", dx_times(
+        Flatten.backward_pass, 1.5)), "flatten"),
     "relu_backward": (lambda mp: mp.setitem(activations.ACTIVATIONS, "relu", (
         activations.relu, scaled(activations.relu_backward))), "re_lu"),
     "softmax_cross_entropy": (lambda mp: mp.setattr(losses, "softmax_cross_entropy", scaled_dz(

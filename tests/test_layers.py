@@ -153,10 +153,10 @@ def test_maxpool_gradients_on_random_shapes(n, h, w, c, pool, stride):
 
 def test_gradcheck_catches_a_wrong_backward():
     class BrokenDense(Dense):
-        def backward_linear(self, dz):
-            dx = super().backward_linear(dz)
-            self.grads["bias"] = self.grads["bias"] * 1.01  # a 1% mistake
-            return dx
+        def backward_affine_pass(self, dz, cache):
+            dx, grads = super().backward_affine_pass(dz, cache)
+            grads["bias"] = grads["bias"] * 1.01  # a 1% mistake
+            return dx, grads
 
     report = gradcheck.check_layer(BrokenDense(3, seed=0), np.random.default_rng(0).random((4, 5)))
     assert not report.ok and report.errors["bias"] > 1e-3 and report.errors["kernel"] < 1e-6
@@ -189,6 +189,41 @@ def test_inference_forward_keeps_nothing_for_backward():
     layer.forward(np.ones((2, 4), np.float32), training=False)
     with pytest.raises(RuntimeError, match="forward\\(x, training=True\\)"):
         layer.backward(np.ones((2, 3), np.float32))
+
+
+def test_the_base_class_checks_what_the_hooks_return_naming_the_layer():
+    class DxOnly(Flatten):
+        def backward_pass(self, dout, cache):
+            return dout.reshape(cache["x_shape"]).copy()  # forgot ", {}": two rows would unpack
+
+    class NoBiasGradient(Dense):
+        def backward_affine_pass(self, dz, cache):
+            return dz @ self.params["kernel"].T, {"kernel": cache["x"].T @ dz}
+
+    class TransposedKernelGradient(Dense):
+        def backward_affine_pass(self, dz, cache):
+            return dz @ self.params["kernel"].T, {"kernel": dz.T @ cache["x"], "bias": dz.sum(axis=0)}
+
+    x = np.ones((2, 3, 2), np.float32)
+    layer = DxOnly(name="flat")
+    layer.forward(x, training=True)
+    with pytest.raises(TypeError, match=r'"flat" \(DxOnly\): backward_pass must return a pair \(dx, grads\)'):
+        layer.backward(np.ones((2, 6), np.float32))
+    for cls, message in [(NoBiasGradient, r"exactly \['bias', 'kernel'\].*got \['kernel'\]"),
+                         (TransposedKernelGradient, r"'kernel' must have the shape \(3, 2\).*got \(2, 3\)")]:
+        dense = cls(2, seed=0, name="head")
+        dense.forward(np.ones((4, 3), np.float32), training=True)
+        with pytest.raises(ValueError, match=rf'layer "head" \({cls.__name__}\): .*{message}'):
+            dense.backward(np.ones((4, 2), np.float32))
+        assert dense.grads == {}  # nothing stored from a wrong backward
+
+
+def test_argument_errors_name_the_class_itself():
+    class WideDense(Dense):
+        pass
+
+    with pytest.raises(ValueError, match="^WideDense: units must be a positive int"):
+        WideDense(0)
 
 
 # --------------------------------------------------------------------------- bad input

@@ -4,8 +4,8 @@ On the reference path the step is the three layers' own forward and backward pas
 sequence. On the fast path it computes the same function in another order. Max-pooling
 commutes with adding a per-channel bias and with ReLU (neither reorders values; ties
 aside, see ``docs/backprop.md#the-fast-path-one-step-for-conv2d--maxpool2d--dropout``),
-so the step pools the raw correlation ``xw = im2col(x) @ W`` first and applies bias,
-ReLU and the dropout mask to a quarter as many values, in one pass::
+so the step pools the raw correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU
+and the dropout mask to a quarter as many values, in one pass::
 
     pooled, argmax = maxpool(xw)           # conv_pool_forward_numba
     a   = relu(pooled + b)                 # bias_relu_dropout_numba
@@ -15,10 +15,13 @@ Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx`` from 
 window maxima only (``conv_pool_backward_numba``). ``tests/test_fused.py`` proves the
 two paths equal to 1e-10 in float64.
 
-After a fast step the layers are in a valid state: their ``grads`` are filled through
-``set_grads``, and each layer's ``cache`` holds what its own ``backward`` needs, so a
-layer-by-layer backward chain works after a fused forward. Caches the fast path never
-computes (Conv2D's ``cols`` and full-size activation) are made on first read only.
+The block is a step like a layer (:class:`~minicnn.layers.base.Step`): the same contract,
+with its layers' parameters under the names the model gives them (``"conv2d/kernel"``).
+After a fast step the layers are in a valid state: the conv's ``grads`` are filled (the
+block's ``set_grads`` hands each layer its own), and each layer's ``cache`` holds what its
+own ``backward`` needs, so a layer-by-layer backward chain works after a fused forward.
+Caches the fast path never computes (Conv2D's ``cols`` and full-size activation) are made
+on first read only.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from minicnn.fused import conv_pool_kernels as fast
 from minicnn.kernels.im2col import im2col_numba
 from minicnn.kernels.maxpool import maxpool_backward_numba
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
+from minicnn.layers.base import Step
 
 
-class ConvPoolBlock:
+class ConvPoolBlock(Step):
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
     Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
@@ -46,6 +50,8 @@ class ConvPoolBlock:
     """
 
     docs_section = "the-fast-path-one-step-for-conv2d--maxpool2d--dropout"
+    activation = "relu"
+    """The activation inside the step; on the fast path its cache keeps the output (pooled) as ``a``."""
 
     def __init__(self, conv: Conv2D, pool: MaxPooling2D, dropout: Dropout | None = None,
                  input_gradient: bool = True):
@@ -76,29 +82,47 @@ class ConvPoolBlock:
     def __repr__(self) -> str:
         return f"ConvPoolBlock({', '.join(layer.name for layer in self.layers)})"
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        path = kernels.current()
-        self.cache = {"path": path} if training else None
-        if path == "reference":
+    def label(self) -> str:
+        return f'fused step "{self.name}"'
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every layer's parameters, under the names the model gives them: ``"conv2d/kernel"``."""
+        return {f"{layer.name}/{key}": p for layer in self.layers for key, p in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{layer.name}/{key}": g for layer in self.layers for key, g in layer.grads.items()}
+
+    def set_grads(self, grads: dict[str, np.ndarray]) -> None:
+        """Check ``grads`` against ``params``, as a layer does, then hand each layer its own."""
+        self.check_grads(grads)
+        for layer in self.layers:
+            layer.grads = {key: grads[f"{layer.name}/{key}"] for key in layer.params}
+
+    def check_input(self, x: np.ndarray) -> None:
+        self.conv.check_input(x)
+
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
+        """On the reference path the layers' own forward passes; on the fast path the fused kernels."""
+        if kernels.current() == "reference":
             for layer in self.layers:
                 x = layer.forward(x, training)
-            return x
+            return x, {"path": "reference"}
         return self._forward_fast(x, training)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward() needs a preceding forward(x, training=True)")
-        if self.cache["path"] == "reference":
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray | None, dict]:
+        """The backward of the forward's path: the layers' own backward passes, or the fused kernels."""
+        if cache["path"] == "reference":
             for layer in reversed(self.layers):
                 dout = layer.backward(dout)
-            return dout
-        return self._backward_fast(dout)
+            return dout, self.grads
+        return self._backward_fast(dout, cache)
 
     # ------------------------------------------------------------------ the fast path
 
-    def _forward_fast(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def _forward_fast(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         conv, pool = self.conv, self.pool
-        conv.check_input(x)
         W, b = conv.params["kernel"], conv.params["bias"]
         geometry = (conv.strides[0], conv.pads, pool.pool_size, pool.strides)
         pooled, argmax = fast.conv_pool_forward_numba(x, W, *geometry)
@@ -109,23 +133,18 @@ class ConvPoolBlock:
             mask = None
             out = a = relu(pooled + b)
         if training:
-            self.cache.update(x=x, geometry=geometry, argmax=argmax, a=a, mask=mask)
             self._fill_layer_caches(x, argmax, a, mask)
-        return out
+        return out, {"path": "fast", "x": x, "geometry": geometry, "argmax": argmax, "a": a, "mask": mask}
 
-    def _backward_fast(self, dout: np.ndarray) -> np.ndarray | None:
-        c = self.cache
-        if dout.shape != c["a"].shape:
-            raise ValueError(f"{self!r}: expected an output gradient of shape {c['a'].shape}; "
-                             f"got {dout.shape}")
+    def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         if c["mask"] is None:
             d = relu_backward(dout, c["a"])
         else:
             d = fast.relu_dropout_backward_numba(dout, c["a"], c["mask"])
         dW, dx = fast.conv_pool_backward_numba(d, c["argmax"], c["x"], self.conv.params["kernel"],
                                                *c["geometry"], self.input_gradient)
-        self.conv.set_grads(kernel=dW, bias=d.sum(axis=(0, 1, 2)))
-        return dx
+        conv = self.conv.name
+        return dx, {f"{conv}/kernel": dW, f"{conv}/bias": d.sum(axis=(0, 1, 2))}
 
     def _fill_layer_caches(self, x: np.ndarray, argmax: np.ndarray, a: np.ndarray,
                            mask: np.ndarray | None) -> None:

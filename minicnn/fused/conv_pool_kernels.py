@@ -192,7 +192,7 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
                              input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dW, dx)`` of the pooled convolution from ``d`` = dL/dpooled, (N, PH, PW, F).
 
-    The same numbers as ``MaxPooling2D.backward`` then ``Conv2D.backward_linear``
+    The same numbers as ``MaxPooling2D.backward`` then ``Conv2D.backward_affine_pass``
     (``dz = maxpool_backward(d)``, ``dW = cols.T @ dz``, ``dx = col2im(dz @ W.T)``);
     ``dx`` is None unless ``input_gradient``.
 

@@ -11,13 +11,13 @@ from minicnn.gradcheck.compare import Checker, compare_tensor
 from minicnn.gradcheck.paths import on_path, path_description
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem
 from minicnn.gradcheck.sections import docs_link
-from minicnn.gradcheck.steps import Step, generator_states
+from minicnn.gradcheck.steps import CheckedStep, generator_states
 from minicnn.layers import Layer
 
 
 def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: int | None = None,
                 seed: int = 0, tolerance: float = TOLERANCE, kernels: str = "reference") -> GradcheckReport:
-    """Check ``layer.backward`` (input and every parameter) on the batch ``x``.
+    """Check the layer's backward pass, its ``backward_pass`` (input and every parameter), on the batch ``x``.
 
     x: the layer's input, e.g. (N, H, W, C) for Conv2D; it is cast to float64.
     ``max_checks`` limits how many random entries of each tensor are checked (plus
@@ -32,7 +32,7 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
         layer.astype(np.float64)
         rng = np.random.default_rng(seed)
         g = rng.standard_normal((x.shape[0], *layer.output_shape))
-        step = Step(layer)
+        step = CheckedStep(layer)
         report = GradcheckReport(f"{layer.label()}, input {x.shape}", eps, tolerance,
                                  checked=path_description([step]), subject=step.name,
                                  sections={step.name: docs_link(step.kind)},

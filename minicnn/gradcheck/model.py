@@ -8,12 +8,11 @@ import dataclasses
 
 import numpy as np
 
-from minicnn import fused
 from minicnn.gradcheck.compare import Checker
 from minicnn.gradcheck.paths import active_path, on_path, path_description
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem, TensorCheck
 from minicnn.gradcheck.sections import docs_link
-from minicnn.gradcheck.steps import LossStep, Step, generator_states, restore_generators
+from minicnn.gradcheck.steps import CheckedStep, LossStep, generator_states, restore_generators
 from minicnn.losses import CategoricalCrossentropy, to_categorical
 from minicnn.model import Sequential
 
@@ -64,7 +63,7 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     return report
 
 
-def _check_step_by_step(steps: list[Step], loss: LossStep, x: np.ndarray, check: Checker,
+def _check_step_by_step(steps: list[CheckedStep], loss: LossStep, x: np.ndarray, check: Checker,
                         report: GradcheckReport) -> tuple[np.ndarray, list] | None:
     """Each step's backward, and the loss's, against its own forward, into ``report.step_checks``.
 
@@ -94,7 +93,7 @@ def _check_step_by_step(steps: list[Step], loss: LossStep, x: np.ndarray, check:
     return upstream, done
 
 
-def _check_end_to_end(steps: list[Step], loss: LossStep, x: np.ndarray, dx: np.ndarray, done: list,
+def _check_end_to_end(steps: list[CheckedStep], loss: LossStep, x: np.ndarray, dx: np.ndarray, done: list,
                       check: Checker, start: list) -> list[TensorCheck]:
     """The loss itself against the input and every parameter, replaying the generators from ``start``."""
     def loss_and_switches() -> tuple[float, list]:
@@ -113,12 +112,12 @@ def _check_end_to_end(steps: list[Step], loss: LossStep, x: np.ndarray, dx: np.n
             for name, (target, grad) in end_to_end.items()]
 
 
-def _model_steps(model: Sequential) -> list[Step]:
+def _model_steps(model: Sequential) -> list[CheckedStep]:
     """The steps the active path runs: every layer on the reference path, fused blocks on the fast one.
     The last one stops at the logits when the loss fuses the final softmax."""
-    objects = model.layers if active_path() == "reference" else fused.plan(model.layers)
-    return [Step(obj, linear=model.ends_in_softmax and i == len(objects) - 1)
-            for i, obj in enumerate(objects)]
+    steps = model.layers if active_path() == "reference" else model.steps()
+    return [CheckedStep(step, affine_only=model.ends_in_softmax and i == len(steps) - 1)
+            for i, step in enumerate(steps)]
 
 
 def _merge(parts: list[GradcheckReport], paths: tuple[str, ...]) -> GradcheckReport:

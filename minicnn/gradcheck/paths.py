@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from threadpoolctl import threadpool_limits
 
 from minicnn import kernels
-from minicnn.gradcheck.steps import Step
+from minicnn.gradcheck.steps import CheckedStep
 
 
 def active_path() -> str:
     return kernels.current()
 
 
-def path_description(steps: list[Step]) -> str:
+def path_description(steps: list[CheckedStep]) -> str:
     path = active_path()
     blocks = [s.name for s in steps if s.fused]
     if path == "reference":

@@ -1,59 +1,58 @@
-"""A layer, a fused step or the loss as a check sees it: forward in training mode, backward, the
-gradients that can be compared, and the generator states that replay its dropout masks."""
+"""A step (a layer or a fused step) or the loss as a check sees it: forward in training mode, backward,
+the gradients that can be compared, and the generator states that replay its dropout masks."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minicnn import fused
 from minicnn.gradcheck.compare import Checker
 from minicnn.gradcheck.report import Problem, TensorCheck
 from minicnn.layers import Dropout, Layer
+from minicnn.layers.base import Step, hook_result
 
 
-class Step:
-    """A layer or a fused step, as a check sees it: forward in training mode, backward, parameters."""
+class CheckedStep:
+    """A step, as a check sees it: forward in training mode, the maths of its backward, parameters.
 
-    def __init__(self, obj, linear: bool = False):
-        self.obj = obj
-        self.linear = linear  # forward_linear / backward_linear: the loss takes over from the logits
-        self.layers: list[Layer] = obj.layers if isinstance(obj, fused.ConvPoolBlock) else [obj]
-        self.fused = isinstance(obj, fused.ConvPoolBlock)
-        self.name = obj.name if self.fused else (obj.name or obj.default_name)
-        self.kind = type(obj)
-        self.label = f'fused step "{obj.name}"' if self.fused else obj.label()
+    The backward is the step's hook (``backward_pass``) rather than ``backward``: where the layer
+    contract raises at the first wrong gradient, a check names every one and goes on.
+    """
+
+    def __init__(self, step: Step, affine_only: bool = False):
+        self.step = step
+        self.affine_only = affine_only  # forward_affine / backward_affine_pass: the loss takes over from z
+        self.layers: list[Layer] = step.layers
+        self.fused = len(self.layers) > 1
+        self.name = step.name or step.layers[0].default_name  # a layer outside a model has no name yet
+        self.kind = type(step)
+        self.label = step.label()
 
     @property
     def params(self) -> dict[str, np.ndarray]:
-        if not self.fused:
-            return self.obj.params
-        return {f"{layer.name}/{key}": p for layer in self.layers for key, p in layer.params.items()}
+        return self.step.params
 
     def param_key(self, key: str) -> str:
-        """The end-to-end name of a parameter: ``"conv2d/kernel"``."""
-        return key if self.fused else f"{self.name}/{key}"
+        """The end-to-end name of a parameter, as the model names it: ``"conv2d/kernel"``. A layer keys
+        its parameters by their own name (``"kernel"``); a fused step keys them so already."""
+        return key if "/" in key else f"{self.name}/{key}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.obj.forward_linear(x, True) if self.linear else self.obj.forward(x, training=True)
+        return self.step.forward_affine(x, True) if self.affine_only else self.step.forward(x, training=True)
 
-    def backward(self, g: np.ndarray):
-        return self.obj.backward_linear(g) if self.linear else self.obj.backward(g)
-
-    def grads(self) -> dict[str, np.ndarray]:
-        if not self.fused:
-            return self.obj.grads
-        return {f"{layer.name}/{key}": g for layer in self.layers for key, g in layer.grads.items()}
+    def backward(self, g: np.ndarray) -> tuple:
+        """``(dx, grads)`` from the step's backward hook, on the cache of the last forward."""
+        hook = self.step.backward_affine_pass if self.affine_only else self.step.backward_pass
+        return hook_result(self.step, hook, hook(g, self.step.cache), "(dx, grads)")
 
     def switches(self) -> list[np.ndarray]:
         """The discrete choices of the last training forward: ReLU masks and max-pool winners."""
         found = []
-        for part in [self.obj, *self.layers] if self.fused else self.layers:
+        for part in dict.fromkeys([self.step, *self.layers]):  # the step, then its layers, each once
             cache = part.cache or {}
             if "argmax" in cache:
                 found.append(cache["argmax"])
             a = cache.get("a")  # dict.get: an entry a fused step defers is not computed here
-            relu = part is self.obj and self.fused or getattr(part, "activation", None) == "relu"
-            if a is not None and relu:
+            if a is not None and getattr(part, "activation", None) == "relu":
                 found.append(a > 0)
         return found
 
@@ -64,11 +63,16 @@ class Step:
         if not forward_done:
             self.forward(x)
         try:
-            dx = self.backward(g)
-            grads = self.grads()
+            dx, grads = self.backward(g)
         except Exception as exc:  # a student's backward may raise anything: name the step instead
-            problems.append(Problem(self.name, f"{self.label}: backward raised {type(exc).__name__}: {exc}"))
+            detail = str(exc).removeprefix(f"{self.label}: ")
+            problems.append(Problem(self.name, f"{self.label}: backward raised {type(exc).__name__}: "
+                                               f"{detail}"))
             return {}
+        if not isinstance(grads, dict):
+            problems.append(Problem(self.name, f"{self.label}: grads is {type(grads).__name__}; expected "
+                                               f"a dict under the keys of params, {sorted(self.params)}"))
+            grads = {}
         return _check_shapes(self, x, dx, grads, problems)
 
     def compare(self, x: np.ndarray, g: np.ndarray, analytic: dict, check: Checker,
@@ -117,7 +121,7 @@ class LossStep:
         return [check.tensor("z", self.name, z, analytic["z"], lambda: (self.value(z), []))]
 
 
-def _check_shapes(step: Step, x: np.ndarray, dx, grads: dict, problems: list[Problem]
+def _check_shapes(step: CheckedStep, x: np.ndarray, dx, grads: dict, problems: list[Problem]
                   ) -> dict[str, np.ndarray]:
     """The analytic gradients that can be compared: ``"x"`` and each parameter's, each only if it
     has the right shape and is finite. Every one that cannot is a problem naming the step."""

@@ -23,14 +23,11 @@ class _ActivationLayer(_Activated):
     def get_config(self) -> dict:
         return {"name": self.name}
 
-    def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
-        if training:
-            self.remember(x.shape, {})
-        return x
+    def forward_affine_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
+        return x, {}
 
-    def backward_linear(self, dz: np.ndarray) -> np.ndarray:
-        return dz
+    def backward_affine_pass(self, dz: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        return dz, {}
 
 
 @LAYERS.register()
@@ -43,7 +40,7 @@ class Activation(_ActivationLayer):
 
     def __init__(self, activation: str, name: str | None = None, input_shape: tuple | None = None):
         if activation is None:
-            raise ValueError("Activation: activation must be a name such as 'relu'; got None")
+            raise ValueError(f"{type(self).__name__}: activation must be a name such as 'relu'; got None")
         super().__init__(activation, name, input_shape)
 
     def get_config(self) -> dict:
@@ -105,22 +102,19 @@ class LeakyReLU(Layer):
         super().__init__(name, input_shape=input_shape)
         number = isinstance(negative_slope, (int, float)) and not isinstance(negative_slope, bool)
         if not number or not negative_slope >= 0:
-            raise ValueError(f"LeakyReLU: negative_slope must be a number >= 0; got {negative_slope!r}")
+            raise ValueError(f"{type(self).__name__}: negative_slope must be a number >= 0; "
+                             f"got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def get_config(self) -> dict:
         return {"negative_slope": self.negative_slope, **super().get_config()}
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         positive = x > 0
-        if training:
-            self.remember(x.shape, {"positive": positive})
-        return np.where(positive, x, x * x.dtype.type(self.negative_slope))
+        return np.where(positive, x, x * x.dtype.type(self.negative_slope)), {"positive": positive}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
-        return np.where(self.cache["positive"], dout, dout * dout.dtype.type(self.negative_slope))
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        return np.where(cache["positive"], dout, dout * dout.dtype.type(self.negative_slope)), {}
 
     def to_keras(self, keras_layers):
         return keras_layers.LeakyReLU(negative_slope=self.negative_slope, name=self.name)

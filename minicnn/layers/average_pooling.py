@@ -31,20 +31,20 @@ class AveragePooling2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, name: str | None = None, input_shape: tuple | None = None):
         super().__init__(name, input_shape=input_shape)
-        self.pool_size = as_pair(pool_size, "pool_size", "AveragePooling2D")
-        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", "AveragePooling2D")
+        self.pool_size = as_pair(pool_size, "pool_size", type(self).__name__)
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", type(self).__name__)
 
     def get_config(self) -> dict:
         return {"pool_size": self.pool_size, "strides": self.strides, **super().get_config()}
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"AveragePooling2D: expected inputs of shape (H, W, C); got {input_shape}")
+            raise ValueError(f"{self.label()}: expected inputs of shape (H, W, C); got {input_shape}")
         h, w, c = input_shape
         oh = conv_output_size(h, self.pool_size[0], self.strides[0])
         ow = conv_output_size(w, self.pool_size[1], self.strides[1])
         if oh < 1 or ow < 1:
-            raise ValueError(f"AveragePooling2D: pool {self.pool_size} does not fit input {input_shape}")
+            raise ValueError(f"{self.label()}: pool {self.pool_size} does not fit input {input_shape}")
         return (oh, ow, c)
 
     def _windows(self, oh: int, ow: int):
@@ -54,24 +54,20 @@ class AveragePooling2D(Layer):
             for dj in range(pw):
                 yield (slice(None), window_slice(di, oh, sh), window_slice(dj, ow, sw))
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         oh, ow, c = self.output_shape
         out = np.zeros((x.shape[0], oh, ow, c), dtype=x.dtype)
         for window in self._windows(oh, ow):
             out += x[window]
         out *= x.dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
-        if training:
-            self.remember(out.shape, {"x_shape": x.shape})
-        return out
+        return out, {"x_shape": x.shape}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
         share = dout * dout.dtype.type(1.0 / (self.pool_size[0] * self.pool_size[1]))
-        dx = np.zeros(self.cache["x_shape"], dtype=dout.dtype)
+        dx = np.zeros(cache["x_shape"], dtype=dout.dtype)
         for window in self._windows(*dout.shape[1:3]):
             dx[window] += share
-        return dx
+        return dx, {}
 
     def to_keras(self, keras_layers):
         return keras_layers.AveragePooling2D(self.pool_size, strides=self.strides, name=self.name)
@@ -94,21 +90,16 @@ class GlobalAveragePooling2D(Layer):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"GlobalAveragePooling2D: expected inputs of shape (H, W, C); got {input_shape}")
+            raise ValueError(f"{self.label()}: expected inputs of shape (H, W, C); got {input_shape}")
         return (input_shape[2],)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
-        out = x.mean(axis=(1, 2))
-        if training:
-            self.remember(out.shape, {"x_shape": x.shape})
-        return out
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
+        return x.mean(axis=(1, 2)), {"x_shape": x.shape}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
-        n, h, w, c = self.cache["x_shape"]
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        n, h, w, c = cache["x_shape"]
         share = dout * dout.dtype.type(1.0 / (h * w))
-        return np.broadcast_to(share[:, None, None, :], (n, h, w, c)).copy()
+        return np.broadcast_to(share[:, None, None, :], (n, h, w, c)).copy(), {}
 
     def to_keras(self, keras_layers):
         return keras_layers.GlobalAveragePooling2D(name=self.name)

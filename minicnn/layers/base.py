@@ -1,16 +1,44 @@
 """The layer contract, in one base class (``docs/backprop.md#the-layer-contract``).
 
-- ``forward(x, training=False)`` returns the output. With ``training=True`` it
-  also keeps what ``backward`` needs (``layer.cache``), and only that.
-- ``backward(dout)`` takes the gradient of the loss with respect to the output,
-  returns a *new* array ``dx`` (``dout`` is never modified), and fills
-  ``layer.grads`` under the same keys as ``layer.params``. It never changes the
-  parameters: that is the optimizer's job.
-- ``params`` are the trainable arrays (Keras' names: ``"kernel"``, ``"bias"``);
-  ``state`` the arrays that are saved with the model but never trained (moving
-  statistics, say). ``trainable = False`` keeps the optimizer off ``params``;
-  their gradients are still computed, so gradient checks still see them.
+A layer writes its maths as two hooks, in the tone of CS231n's ``relu_forward`` /
+``relu_backward``, and :class:`Step` (the base of :class:`Layer`) keeps the contract around them:
+
+- ``forward_pass(x, training) -> (out, cache)``: the output, and what the backward pass
+  needs (a dict; ``training`` for layers that differ in training, such as Dropout).
+- ``backward_pass(dout, cache) -> (dx, grads)``: from ``dout = dL/dout`` and that cache,
+  a *new* array ``dx = dL/dx`` (``dout`` is never modified) and the gradients, a dict under
+  the same keys as ``params``. It never changes the parameters: that is the optimizer's job.
+
+The public ``forward(x, training=False)`` and ``backward(dout)`` call them and do the rest:
+
+- ``forward`` checks ``x`` (a NumPy array, of the built shape, floating-point, in the
+  layer's dtype once it has parameters), builds the layer on first use, and keeps the
+  cache in ``layer.cache`` only with ``training=True``;
+- ``backward`` checks that a training forward came first and that ``dout`` has the
+  output's shape, and stores the gradients in ``layer.grads`` after checking their names
+  and shapes against ``params``.
+
+Every error names the layer (:meth:`Step.label`). So ReLU, written from scratch, is::
+
+    class MyReLU(Layer):
+        def forward_pass(self, x, training):
+            a = np.maximum(x, 0)
+            return a, {"a": a}
+
+        def backward_pass(self, dout, cache):
+            return dout * (cache["a"] > 0), {}      # no parameters: no gradients
+
+A layer with parameters also creates them in ``build`` (``kernel`` and ``bias``, Keras'
+names) and names its Keras twin (``to_keras`` / ``from_keras``). Conv2D and Dense write
+only their affine part, ``z = x @ W + b``, and :mod:`minicnn.layers.activated` adds the activation.
+
+- ``params`` are the trainable arrays; ``state`` the arrays that are saved with the model
+  but never trained (moving statistics, say). ``trainable = False`` keeps the optimizer off
+  ``params``; their gradients are still computed, so gradient checks still see them.
 - float32 unless converted with :meth:`Layer.astype` (gradient checks use float64).
+
+A *step* is what a model runs forward and backward: a layer, or a fused run of layers
+(:mod:`minicnn.fused`), which keeps the same contract with its layers' parameters.
 
 A layer class that a saved model or :mod:`minicnn.keras_compat` may name is registered
 explicitly, with ``@LAYERS.register()`` (:mod:`minicnn.registry`), and says where
@@ -28,7 +56,111 @@ import numpy as np
 from minicnn.validation import check_int
 
 
-class Layer:
+class Step:
+    """What a model runs forward and backward: a layer, or a fused run of layers.
+
+    The contract of the module docstring: :meth:`forward` and :meth:`backward` check,
+    keep the cache and store the gradients; a subclass writes :meth:`forward_pass` and
+    :meth:`backward_pass`, its parameters ``params``, and how errors name it, :meth:`label`.
+    """
+
+    name: str | None
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    cache: Mapping[str, Any] | None = None
+    """What ``backward`` needs, kept by ``forward(x, training=True)``."""
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers this step computes, in order: a layer is the one layer of its own step."""
+        return [self]
+
+    def label(self) -> str:
+        """How errors name this step."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the contract
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The output for the batch ``x``: :meth:`forward_pass`, inside the contract."""
+        return self._checked_forward(self.forward_pass, x, training)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """``dx`` for the gradient ``dout`` of the last training forward's output: :meth:`backward_pass`,
+        inside the contract; fills ``grads``."""
+        return self._checked_backward(self.backward_pass, dout)
+
+    def _checked_forward(self, forward_hook, x: np.ndarray, training: bool) -> np.ndarray:
+        self.check_input(x)
+        out, cache = hook_result(self, forward_hook, forward_hook(x, training), "(out, cache)")
+        if training:
+            self.remember(out.shape, cache)
+        return out
+
+    def _checked_backward(self, backward_hook, dout: np.ndarray) -> np.ndarray:
+        self.check_grad(dout)
+        dx, grads = hook_result(self, backward_hook, backward_hook(dout, self.cache), "(dx, grads)")
+        self.set_grads(grads)
+        return dx
+
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, Mapping[str, Any] | None]:
+        """The maths of the forward pass: ``(out, cache)``, the output and what backward needs."""
+        raise NotImplementedError(f"{self.label()} has no forward pass")
+
+    def backward_pass(self, dout: np.ndarray, cache: Mapping[str, Any]) -> tuple[np.ndarray, dict]:
+        """The maths of the backward pass: ``(dx, grads)``, with ``grads`` under the keys of ``params``."""
+        raise NotImplementedError(f"{self.label()} has no backward pass")
+
+    # ------------------------------------------------------------------ the checks (fused steps use them too)
+
+    def check_input(self, x: np.ndarray) -> None:
+        """Insist on an input this step can compute on (building it on first use)."""
+        raise NotImplementedError
+
+    def remember(self, batch_output_shape: tuple, cache: Mapping[str, Any]) -> None:
+        """Keep ``cache`` for ``backward``, which will expect a gradient of ``batch_output_shape``."""
+        self._cache_batch_shape = tuple(batch_output_shape)
+        self.cache = cache
+
+    def check_grad(self, dout: np.ndarray) -> None:
+        """Insist on a preceding training forward and an output gradient of the output's shape."""
+        if self.cache is None:
+            raise RuntimeError(f"{self.label()}: backward() needs a preceding forward(x, training=True)")
+        if not isinstance(dout, np.ndarray) or dout.shape != self._cache_batch_shape:
+            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise ValueError(f"{self.label()}: expected an output gradient of shape "
+                             f"{self._cache_batch_shape}; got {got}")
+
+    def set_grads(self, grads: dict[str, np.ndarray]) -> None:
+        """Store the gradient of every parameter in ``grads``, after :meth:`check_grads`."""
+        self.check_grads(grads)
+        self.grads = grads
+
+    def check_grads(self, grads: dict[str, np.ndarray]) -> None:
+        """Insist on a dict with a gradient for every parameter, of the parameter's shape, and no other."""
+        params = self.params
+        if not isinstance(grads, dict) or grads.keys() != params.keys():
+            got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
+            raise ValueError(f"{self.label()}: gradients must be given for exactly {sorted(params)} "
+                             f"(a dict under the keys of params); got {got}")
+        for key, grad in grads.items():
+            expected = params[key].shape
+            if not isinstance(grad, np.ndarray) or grad.shape != expected:
+                got = grad.shape if isinstance(grad, np.ndarray) else type(grad).__name__
+                raise ValueError(f"{self.label()}: the gradient of {key!r} must have the shape {expected} "
+                                 f"of the parameter; got {got}")
+
+
+def hook_result(step: Step, hook, result, pair: str) -> tuple:
+    """``result``, what ``hook`` returned, if it is a pair (``pair`` says which); else a TypeError naming the
+    step and the hook. Without the check a forgotten ``, {}`` would unpack the rows of a batch of two."""
+    if type(result) is not tuple or len(result) != 2:
+        raise TypeError(f"{step.label()}: {hook.__name__} must return a pair {pair}; "
+                        f"got {type(result).__name__}")
+    return result
+
+
+class Layer(Step):
     """Base class: shape bookkeeping, input checks, parameters, state and config."""
 
     docs_section: ClassVar[str]
@@ -120,13 +252,7 @@ class Layer:
         self.grads = {}
         return self
 
-    # ------------------------------------------------------------------ forward and backward
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} has no forward pass")
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+    # ------------------------------------------------------------------ the input check
 
     def check_input(self, x: np.ndarray) -> None:
         """Build on first use; then insist on the built shape and a floating dtype."""
@@ -144,31 +270,6 @@ class Layer:
                 f"{self.label()}: computes in {self.dtype}; got a {x.dtype} input. "
                 f"Cast the input with x.astype(np.{self.dtype}) or the layer with .astype()."
             )
-
-    def remember(self, batch_output_shape: tuple, cache: Mapping[str, Any]) -> None:
-        """Keep ``cache`` for ``backward``, which will expect a gradient of ``batch_output_shape``."""
-        self._cache_batch_shape = tuple(batch_output_shape)
-        self.cache = cache
-
-    def check_grad(self, dout: np.ndarray) -> None:
-        """Insist on a preceding training forward and an output gradient of the output's shape."""
-        if self.cache is None:
-            raise RuntimeError(f"{self.label()}: backward() needs a preceding forward(x, training=True)")
-        if not isinstance(dout, np.ndarray) or dout.shape != self._cache_batch_shape:
-            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
-            raise ValueError(f"{self.label()}: expected an output gradient of shape "
-                             f"{self._cache_batch_shape}; got {got}")
-
-    def set_grads(self, **grads: np.ndarray) -> None:
-        """Store the gradients of every parameter, checking names and shapes against ``params``."""
-        if grads.keys() != self.params.keys():
-            raise ValueError(f"{self.label()}: gradients must be given for exactly {sorted(self.params)}; "
-                             f"got {sorted(grads)}")
-        for key, grad in grads.items():
-            if grad.shape != self.params[key].shape:
-                raise ValueError(f"{self.label()}: the gradient of {key!r} must have the shape "
-                                 f"{self.params[key].shape} of the parameter; got {grad.shape}")
-        self.grads = dict(grads)
 
     # ------------------------------------------------------------------ Keras
 

@@ -40,9 +40,9 @@ class BatchNormalization(Layer):
                  trainable: bool = True, input_shape: tuple | None = None):
         super().__init__(name, trainable, input_shape)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
-            raise ValueError(f"BatchNormalization: momentum must be in [0, 1); got {momentum!r}")
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1); got {momentum!r}")
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"BatchNormalization: epsilon must be > 0; got {epsilon!r}")
+            raise ValueError(f"{type(self).__name__}: epsilon must be > 0; got {epsilon!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
 
     def get_config(self) -> dict:
@@ -55,8 +55,7 @@ class BatchNormalization(Layer):
         self.state = {"moving_mean": np.zeros(c, np.float32), "moving_variance": np.ones(c, np.float32)}
         self.astype(self.dtype)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         f = x.dtype.type
         gamma, beta = self.params["gamma"], self.params["beta"]
         use_batch = training and self.trainable
@@ -70,28 +69,25 @@ class BatchNormalization(Layer):
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
         inv_std = f(1) / np.sqrt(var + f(self.epsilon))
         x_hat = (x - mean) * inv_std
-        if training:
-            self.remember(x.shape, {"x_hat": x_hat, "inv_std": inv_std, "batch_statistics": use_batch})
-        return x_hat * gamma + beta
+        return x_hat * gamma + beta, {"x_hat": x_hat, "inv_std": inv_std, "batch_statistics": use_batch}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
         """``dgamma = sum(dout * x_hat)``, ``dbeta = sum(dout)`` over all but the channel axis, and
 
         with batch statistics (M values per channel)
         ``dx = gamma * inv_std / M * (M * dout - sum(dout) - x_hat * sum(dout * x_hat))``;
         with the moving statistics (constants) ``dx = gamma * inv_std * dout``.
         """
-        self.check_grad(dout)
-        x_hat, inv_std = self.cache["x_hat"], self.cache["inv_std"]
+        x_hat, inv_std = cache["x_hat"], cache["inv_std"]
         axes = tuple(range(dout.ndim - 1))
         dbeta = dout.sum(axis=axes)
         dgamma = (dout * x_hat).sum(axis=axes)
-        self.set_grads(gamma=dgamma, beta=dbeta)
+        grads = {"gamma": dgamma, "beta": dbeta}
         scale = self.params["gamma"] * inv_std
-        if not self.cache["batch_statistics"]:
-            return dout * scale
+        if not cache["batch_statistics"]:
+            return dout * scale, grads
         m = dout.dtype.type(dout.size // dout.shape[-1])
-        return (scale / m) * (m * dout - dbeta - x_hat * dgamma)
+        return (scale / m) * (m * dout - dbeta - x_hat * dgamma), grads
 
     def to_keras(self, keras_layers):
         return keras_layers.BatchNormalization(momentum=self.momentum, epsilon=self.epsilon, name=self.name,

@@ -41,16 +41,17 @@ class Conv2D(_Activated):
                  kernel_initializer: str = "glorot_uniform", seed: int | None = None, name: str | None = None,
                  trainable: bool = True, input_shape: tuple | None = None):
         super().__init__(activation, name, trainable, input_shape)
-        self.filters = check_positive_int(filters, "filters", "Conv2D")
+        kind = type(self).__name__
+        self.filters = check_positive_int(filters, "filters", kind)
         if padding not in ("same", "valid"):
-            raise ValueError(f"Conv2D: padding must be 'same' or 'valid'; got {padding!r}")
+            raise ValueError(f"{kind}: padding must be 'same' or 'valid'; got {padding!r}")
         if not isinstance(use_bias, bool):
-            raise TypeError(f"Conv2D: use_bias must be True or False; got {use_bias!r}")
-        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
-        self.strides = as_pair(strides, "strides", "Conv2D")
+            raise TypeError(f"{kind}: use_bias must be True or False; got {use_bias!r}")
+        self.kernel_size = as_pair(kernel_size, "kernel_size", kind)
+        self.strides = as_pair(strides, "strides", kind)
         self.padding = padding
         self.use_bias = use_bias
-        self.kernel_initializer = check_initializer(kernel_initializer, "Conv2D")
+        self.kernel_initializer = check_initializer(kernel_initializer, kind)
         self.seed = seed
         self.pads: tuple[int, int, int, int] | None = None
 
@@ -70,13 +71,13 @@ class Conv2D(_Activated):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"Conv2D: expected inputs of shape (H, W, C); got {input_shape}")
+            raise ValueError(f"{self.label()}: expected inputs of shape (H, W, C); got {input_shape}")
         h, w, _ = input_shape
         top, bottom, left, right = self.compute_pads(h, w)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         oh, ow = conv_output_size(h, kh, sh, top, bottom), conv_output_size(w, kw, sw, left, right)
         if oh < 1 or ow < 1:
-            raise ValueError(f"Conv2D: kernel {self.kernel_size} does not fit input {input_shape}")
+            raise ValueError(f"{self.label()}: kernel {self.kernel_size} does not fit input {input_shape}")
         return (oh, ow, self.filters)
 
     def build(self, input_shape: tuple) -> None:
@@ -90,13 +91,10 @@ class Conv2D(_Activated):
             self.params["bias"] = np.zeros(f, dtype=np.float32)
         self.astype(self.dtype)
 
-    def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_affine_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         cols, xw = self.correlate(x)
         z = xw + self.params["bias"] if self.use_bias else xw
-        if training:
-            self.remember(z.shape, {"cols": cols, "x_shape": x.shape})
-        return z
+        return z, {"cols": cols, "x_shape": x.shape}
 
     def correlate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``cols = im2col(x)`` and ``xw = cols @ W``, the convolution without its bias.
@@ -109,18 +107,16 @@ class Conv2D(_Activated):
         xw = matmul(cols.reshape(-1, kh * kw * W.shape[2]), W.reshape(-1, self.filters))
         return cols, xw.reshape(x.shape[0], *self.output_shape)
 
-    def backward_linear(self, dz: np.ndarray) -> np.ndarray:
+    def backward_affine_pass(self, dz: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
         """``dW = cols.T @ dz``, ``db = sum(dz)``, ``dx = col2im(dz @ W.T)``; dz: (N, OH, OW, F)."""
-        self.check_grad(dz)
-        W, cols, x_shape = self.params["kernel"], self.cache["cols"], self.cache["x_shape"]
+        W, cols, x_shape = self.params["kernel"], cache["cols"], cache["x_shape"]
         dz_rows = dz.reshape(-1, self.filters)
         cols_rows = cols.reshape(dz_rows.shape[0], -1)
+        grads = {"kernel": matmul(cols_rows.T, dz_rows).reshape(W.shape)}
         if self.use_bias:
-            self.set_grads(kernel=matmul(cols_rows.T, dz_rows).reshape(W.shape), bias=dz_rows.sum(axis=0))
-        else:
-            self.set_grads(kernel=matmul(cols_rows.T, dz_rows).reshape(W.shape))
+            grads["bias"] = dz_rows.sum(axis=0)
         dcols = matmul(dz_rows, W.reshape(-1, self.filters).T).reshape(cols.shape)
-        return col2im(dcols, x_shape, self.strides, self.pads)
+        return col2im(dcols, x_shape, self.strides, self.pads), grads
 
     def to_keras(self, keras_layers):
         return keras_layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
@@ -132,5 +128,5 @@ class Conv2D(_Activated):
     def from_keras(cls, config: dict, activation: str | None) -> Conv2D:
         return cls(config["filters"], config["kernel_size"], strides=config["strides"],
                    padding=config["padding"], activation=activation, use_bias=config["use_bias"],
-                   kernel_initializer=from_keras_config(config["kernel_initializer"], "Conv2D"),
+                   kernel_initializer=from_keras_config(config["kernel_initializer"], cls.__name__),
                    name=config["name"], trainable=config.get("trainable", True))

@@ -32,8 +32,8 @@ class Dense(_Activated):
                  seed: int | None = None, name: str | None = None, trainable: bool = True,
                  input_shape: tuple | None = None):
         super().__init__(activation, name, trainable, input_shape)
-        self.units = check_positive_int(units, "units", "Dense")
-        self.kernel_initializer = check_initializer(kernel_initializer, "Dense")
+        self.units = check_positive_int(units, "units", type(self).__name__)
+        self.kernel_initializer = check_initializer(kernel_initializer, type(self).__name__)
         self.seed = seed
 
     def get_config(self) -> dict:
@@ -42,7 +42,7 @@ class Dense(_Activated):
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 1:
-            raise ValueError(f"Dense: expected inputs of shape (D,); got {input_shape}. "
+            raise ValueError(f"{self.label()}: expected inputs of shape (D,); got {input_shape}. "
                              "Add a Flatten() first.")
         return (self.units,)
 
@@ -56,19 +56,15 @@ class Dense(_Activated):
         }
         self.astype(self.dtype)
 
-    def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_affine_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         z = matmul(x, self.params["kernel"]) + self.params["bias"]
-        if training:
-            self.remember(z.shape, {"x": x})
-        return z
+        return z, {"x": x}
 
-    def backward_linear(self, dz: np.ndarray) -> np.ndarray:
+    def backward_affine_pass(self, dz: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
         """``dW = x.T @ dz``, ``db = sum(dz)``, ``dx = dz @ W.T``; dz: (N, U)."""
-        self.check_grad(dz)
-        x, W = self.cache["x"], self.params["kernel"]
-        self.set_grads(kernel=matmul(x.T, dz), bias=dz.sum(axis=0))
-        return matmul(dz, W.T)
+        x, W = cache["x"], self.params["kernel"]
+        grads = {"kernel": matmul(x.T, dz), "bias": dz.sum(axis=0)}
+        return matmul(dz, W.T), grads
 
     def to_keras(self, keras_layers):
         return keras_layers.Dense(self.units, activation=self.activation,
@@ -78,5 +74,5 @@ class Dense(_Activated):
     @classmethod
     def from_keras(cls, config: dict, activation: str | None) -> Dense:
         return cls(config["units"], activation=activation,
-                   kernel_initializer=from_keras_config(config["kernel_initializer"], "Dense"),
+                   kernel_initializer=from_keras_config(config["kernel_initializer"], cls.__name__),
                    name=config["name"], trainable=config.get("trainable", True))

@@ -30,7 +30,7 @@ class Dropout(Layer):
                  input_shape: tuple | None = None):
         super().__init__(name, input_shape=input_shape)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be a number in [0, 1); got {rate!r}")
+            raise ValueError(f"{type(self).__name__}: rate must be a number in [0, 1); got {rate!r}")
         self.rate = float(rate)
         self.seed = seed
         self.rng = make_rng(seed)
@@ -38,13 +38,11 @@ class Dropout(Layer):
     def get_config(self) -> dict:
         return {"rate": self.rate, "seed": self.seed, **super().get_config()}
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict | None]:
         if not training:
-            return x
+            return x, None
         mask = self.draw_mask(x.shape, x.dtype)
-        self.remember(x.shape, {"mask": mask})
-        return x * mask
+        return x * mask, {"mask": mask}
 
     def draw_mask(self, shape: tuple, dtype) -> np.ndarray:
         """A fresh mask: ``1 / (1 - rate)`` where a value is kept, 0 where it is dropped.
@@ -59,9 +57,8 @@ class Dropout(Layer):
         keep = bits.reshape(shape) >= round(self.rate * 65536)
         return keep * np.dtype(dtype).type(1.0 / (1.0 - self.rate))
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
-        return dout * self.cache["mask"]
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        return dout * cache["mask"], {}
 
     def to_keras(self, keras_layers):
         return keras_layers.Dropout(self.rate, seed=self.seed, name=self.name)

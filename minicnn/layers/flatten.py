@@ -21,16 +21,12 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         out = x.reshape(x.shape[0], -1)
-        if training:
-            self.remember(out.shape, {"x_shape": x.shape})
-        return out
+        return out, {"x_shape": x.shape}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
-        return dout.reshape(self.cache["x_shape"]).copy()
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        return dout.reshape(cache["x_shape"]).copy(), {}
 
     def to_keras(self, keras_layers):
         return keras_layers.Flatten(name=self.name)

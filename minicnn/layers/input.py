@@ -19,7 +19,8 @@ class Input(Layer):
         super().__init__(name)
         self.shape = tuple(int(d) for d in shape)
         if not self.shape or any(d < 1 for d in self.shape):
-            raise ValueError(f"Input: shape must be positive sizes without the batch axis; got {shape}")
+            raise ValueError(f"{type(self).__name__}: shape must be positive sizes without the batch axis; "
+                             f"got {shape}")
 
     def get_config(self) -> dict:
         return {"shape": self.shape, **super().get_config()}

@@ -30,35 +30,32 @@ class MaxPooling2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, name: str | None = None, input_shape: tuple | None = None):
         super().__init__(name, input_shape=input_shape)
-        self.pool_size = as_square(pool_size, "pool_size", "MaxPooling2D")
-        self.strides = self.pool_size if strides is None else as_square(strides, "strides", "MaxPooling2D")
+        kind = type(self).__name__
+        self.pool_size = as_square(pool_size, "pool_size", kind)
+        self.strides = self.pool_size if strides is None else as_square(strides, "strides", kind)
         if self.pool_size**2 > 256:
-            raise ValueError(f"MaxPooling2D: windows of at most 256 values; got {pool_size!r}")
+            raise ValueError(f"{kind}: windows of at most 256 values; got {pool_size!r}")
 
     def get_config(self) -> dict:
         return {"pool_size": self.pool_size, "strides": self.strides, **super().get_config()}
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         if len(input_shape) != 3:
-            raise ValueError(f"MaxPooling2D: expected inputs of shape (H, W, C); got {input_shape}")
+            raise ValueError(f"{self.label()}: expected inputs of shape (H, W, C); got {input_shape}")
         h, w, c = input_shape
         oh = conv_output_size(h, self.pool_size, self.strides)
         ow = conv_output_size(w, self.pool_size, self.strides)
         if oh < 1 or ow < 1:
-            raise ValueError(f"MaxPooling2D: pool {self.pool_size} does not fit input {input_shape}")
+            raise ValueError(f"{self.label()}: pool {self.pool_size} does not fit input {input_shape}")
         return (oh, ow, c)
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         out, argmax = maxpool_forward(x, self.pool_size, self.strides)
-        if training:
-            self.remember(out.shape, {"argmax": argmax, "x_shape": x.shape})
-        return out
+        return out, {"argmax": argmax, "x_shape": x.shape}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        self.check_grad(dout)
-        c = self.cache
-        return maxpool_backward(dout, c["argmax"], c["x_shape"], self.pool_size, self.strides)
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        dx = maxpool_backward(dout, cache["argmax"], cache["x_shape"], self.pool_size, self.strides)
+        return dx, {}
 
     def to_keras(self, keras_layers):
         return keras_layers.MaxPooling2D(self.pool_size, strides=self.strides, name=self.name)

@@ -1,7 +1,7 @@
 """Exercise "conv2d": the backward pass of a convolution, through im2col and col2im.
 
 Read docs/backprop.md#conv2d and #im2col-and-col2im, write ``col2im`` and
-``MyConv2D.backward_linear`` below, then grade them with
+``MyConv2D.backward_affine_pass`` below, then grade them with
 
     python -m minicnn.exercises grade conv2d .
 
@@ -38,21 +38,17 @@ def col2im(dcols: np.ndarray, x_shape: tuple, stride: tuple[int, int], pads: tup
 class MyConv2D(Conv2D):
     """``MyConv2D(filters, kernel_size, strides=1, padding="valid", activation=None, seed=None)``."""
 
-    def forward_linear(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_affine_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         (kh, kw), s, W = self.kernel_size, self.strides, self.params["kernel"]
         cols = im2col_reference(x, kh, kw, s, self.pads)
         z = (cols.reshape(-1, kh * kw * W.shape[2]) @ W.reshape(-1, self.filters)).reshape(
             x.shape[0], *self.output_shape) + self.params["bias"]
-        if training:
-            self.remember(z.shape, {"cols": cols, "x_shape": x.shape})
-        return z
+        return z, {"cols": cols, "x_shape": x.shape}
 
-    def backward_linear(self, dz: np.ndarray) -> np.ndarray:
-        """From ``dz`` (N, OH, OW, F): store dW (KH, KW, C, F) and db (F,) with ``self.set_grads``,
-        return dx (N, H, W, C) through your ``col2im``."""
-        self.check_grad(dz)
-        W, cols, x_shape = self.params["kernel"], self.cache["cols"], self.cache["x_shape"]  # noqa: F841
+    def backward_affine_pass(self, dz: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        """From ``dz`` (N, OH, OW, F): return ``dx, {"kernel": dW, "bias": db}``, dx (N, H, W, C)
+        through your ``col2im``, dW (KH, KW, C, F) and db (F,)."""
+        W, cols, x_shape = self.params["kernel"], cache["cols"], cache["x_shape"]  # noqa: F841
         # TODO: it is Dense's backward pass on every window: rows of cols in the role of x,
         #       dz as rows of F in the role of dz. Then dcols back into dx with col2im.
-        raise NotImplementedError("write MyConv2D.backward_linear (docs/backprop.md#conv2d)")
+        raise NotImplementedError("write MyConv2D.backward_affine_pass (docs/backprop.md#conv2d)")

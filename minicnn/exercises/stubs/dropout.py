@@ -1,6 +1,6 @@
 """Exercise "dropout": the backward pass of inverted dropout.
 
-Read docs/backprop.md#dropout, write ``MyDropout.backward`` below, then grade it with
+Read docs/backprop.md#dropout, write ``MyDropout.backward_pass`` below, then grade it with
 
     python -m minicnn.exercises grade dropout .
 
@@ -18,17 +18,14 @@ from minicnn.layers import Dropout
 class MyDropout(Dropout):
     """``MyDropout(rate, seed=None)`` with your backward pass."""
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict | None]:
         if not training:
-            return x
+            return x, None
         mask = self.draw_mask(x.shape, x.dtype)  # 0 where dropped, 1 / (1 - rate) where kept
-        self.remember(x.shape, {"mask": mask})
-        return x * mask
+        return x * mask, {"mask": mask}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """From ``dout`` = dL/dout: return dx = dL/dx, a new array of the same shape."""
-        self.check_grad(dout)
-        mask = self.cache["mask"]  # noqa: F841 (yours to use)
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        """From ``dout`` = dL/dout: return ``dx, {}``, dx = dL/dx a new array of the same shape."""
+        mask = cache["mask"]  # noqa: F841 (yours to use)
         # TODO dx: what is d out / d x, entry by entry?
-        raise NotImplementedError("write MyDropout.backward (docs/backprop.md#dropout)")
+        raise NotImplementedError("write MyDropout.backward_pass (docs/backprop.md#dropout)")

@@ -1,6 +1,6 @@
 """Exercise "maxpool": the backward pass of max-pooling.
 
-Read docs/backprop.md#maxpooling2d, write ``MyMaxPool2D.backward`` below, then grade it with
+Read docs/backprop.md#maxpooling2d, write ``MyMaxPool2D.backward_pass`` below, then grade it with
 
     python -m minicnn.exercises grade maxpool .
 
@@ -22,19 +22,15 @@ from minicnn.layers import MaxPooling2D
 class MyMaxPool2D(MaxPooling2D):
     """``MyMaxPool2D(pool_size=2, strides=None)`` with your backward pass."""
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         out, argmax = maxpool_forward_reference(x, self.pool_size, self.strides)
-        if training:
-            self.remember(out.shape, {"argmax": argmax, "x_shape": x.shape})
-        return out
+        return out, {"argmax": argmax, "x_shape": x.shape}
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """From ``dout`` = dL/dout, shape (N, OH, OW, C): return dx, shape (N, H, W, C)."""
-        self.check_grad(dout)
-        argmax, x_shape = self.cache["argmax"], self.cache["x_shape"]  # noqa: F841 (yours to use)
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        """From ``dout`` = dL/dout, shape (N, OH, OW, C): return ``dx, {}``, dx of shape (N, H, W, C)."""
+        argmax, x_shape = cache["argmax"], cache["x_shape"]  # noqa: F841 (yours to use)
         pool, s = self.pool_size, self.strides  # noqa: F841
         # TODO dx: each dout entry belongs to the one input that won its window
         #      (row i*s + argmax // pool, column j*s + argmax % pool). Inputs that won
         #      several overlapping windows get the sum; the others get 0.
-        raise NotImplementedError("write MyMaxPool2D.backward (docs/backprop.md#maxpooling2d)")
+        raise NotImplementedError("write MyMaxPool2D.backward_pass (docs/backprop.md#maxpooling2d)")

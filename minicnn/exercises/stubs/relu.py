@@ -1,6 +1,6 @@
 """Exercise "relu": the backward pass of ReLU, ``a = max(x, 0)``.
 
-Read docs/backprop.md#activations, write ``MyReLU.backward`` below, then grade it with
+Read docs/backprop.md#activations, write ``MyReLU.backward_pass`` below, then grade it with
 
     python -m minicnn.exercises grade relu .
 
@@ -19,19 +19,16 @@ class MyReLU(Layer):
 
     default_name = "my_re_lu"
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.check_input(x)
+    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         a = np.maximum(x, 0)
-        if training:
-            self.remember(a.shape, {"a": a})  # the output is all the backward pass needs
-        return a
+        return a, {"a": a}  # the output is all the backward pass needs
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """From ``dout`` = dL/da (the shape of x): return dx = dL/dx, a new array.
+    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray, dict]:
+        """From ``dout`` = dL/da (the shape of x): return ``dx, {}`` (no parameters, so no gradients),
+        dx = dL/dx a new array.
 
         At x = 0 the derivative does not exist: use 0 there, as Keras does.
         """
-        self.check_grad(dout)
-        a = self.cache["a"]  # noqa: F841 (yours to use)
+        a = cache["a"]  # noqa: F841 (yours to use)
         # TODO dx: where did the unit pass its input through, and where did it block it?
-        raise NotImplementedError("write MyReLU.backward (docs/backprop.md#activations)")
+        raise NotImplementedError("write MyReLU.backward_pass (docs/backprop.md#activations)")
