@@ -222,7 +222,7 @@ def test_argument_errors_name_the_class_itself():
     class WideDense(Dense):
         pass
 
-    with pytest.raises(ValueError, match="^WideDense: units must be a positive int"):
+    with pytest.raises(ValueError, match=r"^WideDense: units must be an integer >= 1; got 0"):
         WideDense(0)
 
 
