@@ -7,7 +7,7 @@
     python -m minicnn.exercises grade maxpool [DIR]   # grades DIR/maxpool.py; exit code 0 pass, 1 fail
 
 There is one exercise per backward pass (:data:`EXERCISES`). Grading imports the
-student's file and runs, on the reference path, :mod:`minicnn.gradcheck` on the
+student's file and runs, in the reference implementation, :mod:`minicnn.gradcheck` on the
 student's layer plus targeted cases (overlapping windows, ties, stride 2, odd sizes,
 one sample, ...). The feedback is gradcheck's diagnosis and the section of
 ``docs/backprop.md`` to read. The reference solutions are minicnn's own layers,
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-from minicnn import kernels
+from minicnn import implementation
 from minicnn.files import atomic_write
 from minicnn.layers import Layer
 
@@ -70,7 +70,7 @@ class Grade:
 
     def __str__(self) -> str:
         ex = self.exercise
-        lines = [f'Exercise "{ex.name}": {ex.title}, graded from {self.source} (reference path)']
+        lines = [f'Exercise "{ex.name}": {ex.title}, graded from {self.source} (reference implementation)']
         for description, failure in self.results:
             lines.append(f"  {'ok  ' if failure is None else 'FAIL'}  {description}")
             if failure is not None:
@@ -122,9 +122,10 @@ def grade_solution(name: str) -> Grade:
 
 
 def grade_namespace(exercise: Exercise, namespace: SimpleNamespace, source: str) -> Grade:
-    """Run every case of ``exercise`` on the implementations in ``namespace``, on the reference path."""
+    """Run every case of ``exercise`` on the functions and classes in ``namespace``, in the reference
+    implementation."""
     result = Grade(exercise, source)
-    with kernels.use("reference"):
+    with implementation.use("reference"):
         for description, check in exercise.make_cases(namespace):
             try:
                 failure = check()

@@ -1,9 +1,10 @@
 """Conv2D(relu) -> MaxPooling2D -> Dropout as one step: the same numbers in fewer passes.
 
-On the reference path the step is the three layers' own forward and backward passes in
-sequence. On the fast path it computes the same function in another order. Max-pooling
-commutes with adding a per-channel bias and with ReLU (neither reorders values; ties
-aside, see ``docs/backprop.md#the-fused-fast-path``), so the step pools the raw
+In the reference implementation the step is the three layers' own forward and backward
+passes in sequence. In the fast implementation it computes the same function in another
+order. Max-pooling commutes with adding a per-channel bias and with ReLU (neither reorders
+values; ties aside, see ``docs/backprop.md#the-fast-implementation-one-step-for-conv2d--maxpool2d--dropout``),
+so the step pools the raw
 correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU and the dropout mask to
 a quarter as many values, in one pass::
 
@@ -13,11 +14,11 @@ a quarter as many values, in one pass::
 
 Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx`` from the
 window maxima only (``conv_pool_backward_numba``). ``tests/test_fused.py`` proves the
-two paths equal to 1e-10 in float64.
+two implementations equal to 1e-10 in float64.
 
 After a fast step the layers are in a valid state: their ``grads`` are filled through
 ``set_grads``, and each layer's ``cache`` holds what its own ``backward`` needs, so a
-layer-by-layer backward chain works after a fused forward. Caches the fast path never
+layer-by-layer backward chain works after a fused forward. Caches the fast implementation never
 computes (Conv2D's ``cols`` and full-size activation) are made on first read only.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import kernels
+from minicnn import implementation
 from minicnn.activations import relu, relu_backward
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.kernels.im2col import im2col_numba
@@ -42,7 +43,7 @@ class ConvPoolBlock:
     Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
 
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
-    ``input_gradient=False`` (a first layer in training) lets the fast path skip dx.
+    ``input_gradient=False`` (a first layer in training) lets the fast implementation skip dx.
     """
 
     def __init__(self, conv: Conv2D, pool: MaxPooling2D, dropout: Dropout | None = None,
@@ -75,9 +76,9 @@ class ConvPoolBlock:
         return f"ConvPoolBlock({', '.join(layer.name for layer in self.layers)})"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        path = kernels.current()
-        self.cache = {"path": path} if training else None
-        if path == "reference":
+        running = implementation.current()
+        self.cache = {"implementation": running} if training else None
+        if running == "reference":
             for layer in self.layers:
                 x = layer.forward(x, training)
             return x
@@ -86,13 +87,13 @@ class ConvPoolBlock:
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() needs a preceding forward(x, training=True)")
-        if self.cache["path"] == "reference":
+        if self.cache["implementation"] == "reference":
             for layer in reversed(self.layers):
                 dout = layer.backward(dout)
             return dout
         return self._backward_fast(dout)
 
-    # ------------------------------------------------------------------ the fast path
+    # ------------------------------------------------------------------ the fast implementation
 
     def _forward_fast(self, x: np.ndarray, training: bool) -> np.ndarray:
         conv, pool = self.conv, self.pool

@@ -6,7 +6,7 @@ DOCS = "docs/backprop.md"
 SECTIONS = {"Dense": "dense", "Conv2D": "conv2d", "MaxPooling2D": "maxpooling2d", "Dropout": "dropout",
             "Flatten": "flatten", "ReLU": "activations", "Softmax": "activations",
             "loss": "softmax-and-cross-entropy", "Adam": "adam", "SGD": "adam",
-            "ConvPoolBlock": "the-fast-path-one-step-for-conv2d--maxpool2d--dropout"}
+            "ConvPoolBlock": "the-fast-implementation-one-step-for-conv2d--maxpool2d--dropout"}
 """The section of ``docs/backprop.md`` that derives each backward pass."""
 
 
