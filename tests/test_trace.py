@@ -42,6 +42,15 @@ def test_steps_follow_the_implementation_and_say_which_ran_fused(implementation)
     assert result.steps[-2].output.shape == (4, 8) and result.input_gradient.shape == x.shape
 
 
+def test_step_trace_path_is_the_deprecated_name_of_implementation():
+    model, (x, y) = small_model(), data()
+    with implementation.use("reference"):
+        result = trace.trace_step(model, x, y)
+    with pytest.warns(DeprecationWarning, match="StepTrace.path is deprecated: use StepTrace.implementation"):
+        assert result.path == "reference"
+    assert str(result).startswith("one training step, reference implementation, optimizer ")
+
+
 def test_numbers_match_the_real_step_and_the_model_is_untouched(implementation):
     model, (x, y) = small_model(), data()
     before = copy.deepcopy(model)
