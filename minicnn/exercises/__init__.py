@@ -52,7 +52,7 @@ class Exercise:
         return importlib.resources.files("minicnn.exercises.stubs").joinpath(f"{self.name}.py").read_text()
 
     def solution(self) -> SimpleNamespace:
-        """minicnn's own implementation, under the names the student's file defines."""
+        """minicnn's own code for the exercise (its solution), under the names the student's file defines."""
         return SimpleNamespace(**self.make_solution())
 
 
@@ -116,9 +116,9 @@ def grade(name: str, directory: str | Path = ".") -> Grade:
 
 
 def grade_solution(name: str) -> Grade:
-    """Grade minicnn's own implementation: every exercise's reference solution must pass."""
+    """Grade minicnn's own code: every exercise's reference solution must pass."""
     exercise = get(name)
-    return grade_namespace(exercise, exercise.solution(), "minicnn's own implementation")
+    return grade_namespace(exercise, exercise.solution(), "minicnn's own solution")
 
 
 def grade_namespace(exercise: Exercise, namespace: SimpleNamespace, source: str) -> Grade:
