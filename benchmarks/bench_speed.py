@@ -28,8 +28,8 @@ repetitions of:
   one core, see ``docs/performance.md``);
 - peak resident memory of the worker process.
 
-minicnn's NumPy-reference backend (``MINICNN_KERNELS=reference``, no fused Numba
-steps) is measured too, on fewer images, so students see what the fast path buys.
+minicnn's NumPy reference implementation (``MINICNN_IMPLEMENTATION=reference``, no fused
+Numba steps) is measured too, on fewer images, so students see what the fast one buys.
 
 With several ``--threads`` counts every framework runs at each, and the
 report adds the parallel efficiency ``images/s at T threads / (T * images/s
@@ -65,8 +65,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 FRAMEWORKS = ("minicnn", "minicnn-numpy", "keras")
-KERNELS_ENV = {"minicnn": "fast", "minicnn-numpy": "reference"}
-"""``MINICNN_KERNELS`` for each minicnn variant: the fast path and the NumPy reference."""
+IMPLEMENTATION = {"minicnn": "fast", "minicnn-numpy": "reference"}
+"""``MINICNN_IMPLEMENTATION`` for each minicnn variant: the fast implementation and the NumPy reference."""
 PREDICT_REPEATS = 5
 """Timed ``predict`` calls per run, after one untimed call."""
 BUSY_LIMIT_S = 4 * 3600
@@ -181,8 +181,9 @@ def spawn(framework: str, args: argparse.Namespace, threads: int, numba_cache: s
     env = dict(os.environ)
     env.update(NUMBA_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                OMP_NUM_THREADS=str(threads), NUMBA_CACHE_DIR=numba_cache, TF_CPP_MIN_LOG_LEVEL="2")
-    if framework in KERNELS_ENV:
-        env["MINICNN_KERNELS"] = KERNELS_ENV[framework]
+    env.pop("MINICNN_KERNELS", None)  # the old name of MINICNN_IMPLEMENTATION: both set is an error
+    if framework in IMPLEMENTATION:
+        env["MINICNN_IMPLEMENTATION"] = IMPLEMENTATION[framework]
     cmd = [sys.executable, __file__, "--worker", framework, "--epochs", str(args.epochs),
            "--train-images", str(train_images), "--test-images", str(args.test_images),
            "--batch-size", str(args.batch_size), "--threads", str(threads)]

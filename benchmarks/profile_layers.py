@@ -1,9 +1,9 @@
 """Where a training step's time goes, and how far each step is from what the machine can do.
 
-    python benchmarks/profile_layers.py                  # Numba (fused steps), then the NumPy reference
-    python benchmarks/profile_layers.py --kernels fast   # one of them
+    python benchmarks/profile_layers.py                         # fast (Numba, fused steps), then reference
+    python benchmarks/profile_layers.py --implementation fast   # one of them (--kernels: its old name)
 
-With the Numba kernels, each Conv2D -> MaxPooling2D -> Dropout run is one
+In the fast implementation, each Conv2D -> MaxPooling2D -> Dropout run is one
 fused step, so it is one row. Times are medians over ``--steps`` training
 steps at ``--batch-size``, after warm-up steps that pay for compilation.
 
@@ -33,7 +33,7 @@ import numpy as np
 from machine import describe_cpu, describe_in_subprocess  # benchmarks/machine.py, beside this script
 
 import minicnn
-from minicnn import kernels
+from minicnn import implementation
 from minicnn.experiments.published_model import mnist_cnn
 from minicnn.layers import Conv2D, Dense
 from minicnn.losses import softmax_cross_entropy
@@ -89,12 +89,13 @@ def timed(times: list, fn, *args):
     return result
 
 
-def profile(path: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
-    """Per step name: median milliseconds forward and backward, and their FLOPs and bytes.
+def profile(name: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Per step name: median milliseconds forward and backward, and their FLOPs and bytes, in
+    implementation ``name``.
 
     Rows for every step of the model, plus the loss and the Adam update.
     """
-    with kernels.use(path):
+    with implementation.use(name):
         return _profile(batch_size, steps, warmup)
 
 
@@ -154,10 +155,10 @@ def rate(amount: float, ms: float, unit: float) -> str:
     return f"{amount / (ms / 1000) / unit:,.0f}" if amount and ms > 0 else ""
 
 
-def print_table(path: str, rows: dict[str, dict[str, float]], batch_size: int, limits: dict) -> None:
+def print_table(name: str, rows: dict[str, dict[str, float]], batch_size: int, limits: dict) -> None:
     total = sum(r["forward"] + r["backward"] for r in rows.values())
     peak, bandwidth = limits["sgemm_square_gflops"], limits["copy_gb_per_s"]
-    print(f"\n{path} kernels, batch {batch_size}: {total:.1f} ms per step "
+    print(f"\n{name} implementation, batch {batch_size}: {total:.1f} ms per step "
           f"(~{1000 * batch_size / total:,.0f} images/s from the sum of medians)")
     print(f"| {'step':<36} | fwd ms | bwd ms | share | fwd GFLOP/s | bwd GFLOP/s "
           f"| of sgemm {peak:.0f} | GB/s | of copy {bandwidth:.0f} |")
@@ -176,8 +177,9 @@ def print_table(path: str, rows: dict[str, dict[str, float]], batch_size: int, l
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels", choices=kernels.PATHS, action="append",
-                        help="kernel path to profile (repeatable; default: both)")
+    parser.add_argument("--implementation", "--kernels", choices=implementation.IMPLEMENTATIONS,
+                        action="append", help="the implementation to profile (repeatable; default: both; "
+                                              "--kernels is its old name)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="measured training steps")
     args = parser.parse_args(argv)
@@ -187,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
           f"threads: sgemm {machine['limits']['sgemm_square_gflops']:.0f} GFLOP/s (2048x2048), "
           f"{machine['limits']['sgemm_conv2_gflops']:.0f} GFLOP/s (conv2 shape); "
           f"copy {machine['limits']['copy_gb_per_s']:.1f} GB/s")
-    for path in args.kernels or list(kernels.PATHS):
-        print_table(path, profile(path, args.batch_size, args.steps), args.batch_size, machine["limits"])
+    for name in args.implementation or list(implementation.IMPLEMENTATIONS):
+        print_table(name, profile(name, args.batch_size, args.steps), args.batch_size, machine["limits"])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ threads.apply_defaults()  # before NumPy loads OpenBLAS, if it has not yet (if i
 from minicnn import _numba_cache  # noqa: F401  (a writable kernel cache, before any kernel compiles)
 
 # isort: split
-from minicnn import callbacks, kernels, metrics, optimizers, schedules
+from minicnn import callbacks, implementation, kernels, metrics, optimizers, schedules
 from minicnn.layers import *  # noqa: F403  (every layer class, see minicnn.layers)
 from minicnn.layers import __all__ as _layer_names
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical
@@ -27,6 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layer_names, "SGD", "Adam", "RMSprop", "CategoricalCrossentropy", "History", "Sequential",
-    "SparseCategoricalCrossentropy", "callbacks", "kernels", "load_model", "metrics", "model_from_json",
-    "optimizers", "schedules", "set_random_seed", "to_categorical",
+    "SparseCategoricalCrossentropy", "callbacks", "implementation", "kernels", "load_model", "metrics",
+    "model_from_json", "optimizers", "schedules", "set_random_seed", "to_categorical",
 ]

@@ -6,10 +6,10 @@ backpropagation: forward through every step, the loss on the logits, backward
 through every step in reverse, then one optimizer step over the trainable
 parameters (``docs/backprop.md#the-training-step``).
 
-A step is a layer, or on the fast path a fused run of layers (:mod:`minicnn.fused`).
-Which path runs is the model's explicit choice: ``compile(..., kernels="reference")``
-pins it; with ``kernels=None`` (the default) the model follows the active path
-(``with minicnn.kernels.use(...)``, ``MINICNN_KERNELS``; fast unless told otherwise).
+A step is a layer, or in the fast implementation a fused run of layers (:mod:`minicnn.fused`).
+Which implementation runs is the model's explicit choice: ``compile(..., implementation="reference")``
+pins it; with ``implementation=None`` (the default) the model follows the active one
+(``with minicnn.implementation.use(...)``, ``MINICNN_IMPLEMENTATION``; fast unless told otherwise).
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from minicnn import fused, kernels, losses, optimizers, saving, threads
+from minicnn import fused, losses, optimizers, saving, threads
 from minicnn import metrics as metrics_module
 from minicnn.callbacks import Callback, CallbackList, History, TerminateOnNaN
+from minicnn.implementation import accepts_kernels_keyword
+from minicnn.implementation import check as check_implementation
+from minicnn.implementation import use as use_implementation
 from minicnn.layers import Input, Layer
 from minicnn.layers.base import Step, channels_first_hint
 from minicnn.seeding import make_rng
@@ -50,7 +53,8 @@ class Sequential:
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
         self.metrics: list[metrics_module.Metric] = []
-        self.kernels: str | None = None
+        self.implementation: str | None = None
+        """``"fast"`` or ``"reference"`` as :meth:`compile` chose; None follows the active one."""
         self.stop_training = False
         """Set to True (by a callback) to end ``fit`` after the current batch."""
         for layer in layers or []:
@@ -191,9 +195,28 @@ class Sequential:
         every other layer is a step of its own. Every step keeps the layer contract."""
         return fused.plan(self.layers, input_gradient)
 
+    def implementation_context(self) -> contextlib.AbstractContextManager:
+        """A context in which this model's computations run: its own implementation, else the active one."""
+        return use_implementation(self.implementation) if self.implementation else contextlib.nullcontext()
+
     def path(self) -> contextlib.AbstractContextManager:
-        """A context in which this model's kernels run: its own choice, or else the active path."""
-        return kernels.use(self.kernels) if self.kernels else contextlib.nullcontext()
+        """Deprecated: the old name of :meth:`implementation_context`."""
+        warnings.warn("Sequential.path() is deprecated: use Sequential.implementation_context()",
+                      DeprecationWarning, stacklevel=2)
+        return self.implementation_context()
+
+    @property
+    def kernels(self) -> str | None:
+        """Deprecated: the old name of :attr:`implementation`."""
+        warnings.warn("Sequential.kernels is deprecated: use Sequential.implementation",
+                      DeprecationWarning, stacklevel=2)
+        return self.implementation
+
+    @kernels.setter
+    def kernels(self, value: str | None) -> None:
+        warnings.warn("Sequential.kernels is deprecated: use Sequential.implementation",
+                      DeprecationWarning, stacklevel=2)
+        self.implementation = value
 
     @property
     def ends_in_softmax(self) -> bool:
@@ -201,7 +224,7 @@ class Sequential:
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """The model's output for a batch ``x`` of shape (N, *input_shape)."""
-        with self.path():
+        with self.implementation_context():
             for step in self.steps():
                 x = step.forward(x, training)
         return x
@@ -212,7 +235,7 @@ class Sequential:
         The input of the final softmax when the model ends in one (the loss fuses the
         two), else the model's output (logits, for a loss with ``from_logits=True``).
         """
-        with self.path():
+        with self.implementation_context():
             return self._logits(self.steps(), x, training)
 
     def _logits(self, steps: list[Step], x: np.ndarray, training: bool) -> np.ndarray:
@@ -235,7 +258,7 @@ class Sequential:
         each sample's loss (see :func:`minicnn.losses.softmax_cross_entropy`).
         """
         loss_fn = self.loss or losses.CategoricalCrossentropy(from_logits=not self.ends_in_softmax)
-        with self.path():
+        with self.implementation_context():
             steps = self.steps(input_gradient)
             z = self._logits(steps, x, training=True)
             loss, dz = loss_fn.loss_and_gradient(z, y, sample_weight)
@@ -258,27 +281,27 @@ class Sequential:
 
     # ------------------------------------------------------------------ Keras verbs
 
+    @accepts_kernels_keyword
     def compile(self, optimizer="adam", loss: str | losses.Loss | None = None,
-                metrics: list | None = None, kernels: str | None = None) -> None:
+                metrics: list | None = None, implementation: str | None = None) -> None:
         """Choose the optimizer (name or instance), the loss (name or instance), the metrics
         (names such as ``"accuracy"`` or :mod:`minicnn.metrics` instances) and, optionally, the
-        path every computation takes (``"fast"`` or ``"reference"``; None follows the active
-        path, see :mod:`minicnn.kernels`)."""
-        from minicnn import kernels as kernel_paths
-
+        implementation every computation runs (``"fast"`` or ``"reference"``; None follows the
+        active one, see :mod:`minicnn.implementation`). ``kernels=`` is the deprecated old name
+        of ``implementation=``."""
         chosen = [metrics_module.get(m) for m in (metrics or [])]
         names = [m.name for m in chosen]
         if len(set(names)) != len(names) or "loss" in names:
             raise ValueError(f"compile: metric names must be unique and not 'loss'; got {names}")
-        if kernels is not None:
-            kernel_paths.check_path(kernels, "compile: kernels")
+        if implementation is not None:
+            check_implementation(implementation, "compile: implementation")
         loss = losses.get(loss) if loss is not None else None
         if loss is not None:
             self._check_loss_fits_output(loss)
         self.optimizer = optimizers.get(optimizer)
         self.loss = loss
         self.metrics = chosen
-        self.kernels = kernels
+        self.implementation = implementation
 
     @property
     def metrics_names(self) -> list[str]:
@@ -314,7 +337,7 @@ class Sequential:
             if skip_non_finite:
                 return loss, z
             raise FloatingPointError(f"the loss is {loss}")
-        with self.path():
+        with self.implementation_context():
             self.optimizer.apply_gradients(self.parameters_and_gradients())
         return loss, z
 
@@ -542,7 +565,8 @@ class Sequential:
         from tqdm.auto import tqdm
 
         begins = range(0, len(x), batch_size)
-        with self.path(), tqdm(total=len(begins), unit="batch", leave=False, disable=verbose != 1) as bar:
+        with self.implementation_context(), tqdm(total=len(begins), unit="batch", leave=False,
+                                                 disable=verbose != 1) as bar:
 
             def one(begin: int) -> tuple[int, np.ndarray]:
                 out = fn(x[begin:begin + batch_size], training=False)

@@ -6,8 +6,9 @@ The file holds NumPy arrays and one JSON document, never pickled objects:
 - ``<layer>/state/<key>``: each layer's non-trainable state (moving statistics, ...);
 - ``optimizer/<parameter>/<slot>``: the optimizer's per-parameter state (Adam's ``m`` and ``v``);
 - ``__config__``: JSON with the architecture (every layer's ``get_config()``), the compile
-  settings (optimizer, loss, metrics, kernels), the optimizer's step count, and the state
-  of every layer's random generator (Dropout's masks).
+  settings (optimizer, loss, metrics, implementation), the optimizer's step count, and the
+  state of every layer's random generator (Dropout's masks). Files written before the
+  implementation setting got its name store it as ``"kernels"``; they load alike.
 
 So :func:`minicnn.load_model` returns a model that continues training exactly where the
 saved one stopped: the same weights, optimizer moments, step count and dropout masks.
@@ -217,7 +218,8 @@ def _compile_config(model: Sequential) -> dict[str, Any] | None:
                           "iterations": optimizer.iterations},
             "loss": None if model.loss is None else {"class_name": type(model.loss).__name__,
                                                      "config": model.loss.get_config()},
-            "metrics": [metrics_module.serialize(m) for m in model.metrics], "kernels": model.kernels}
+            "metrics": [metrics_module.serialize(m) for m in model.metrics],
+            "implementation": model.implementation}
 
 
 def _compile(model: Sequential, spec: dict, data, array, path: Path, custom_objects: dict[str, type]) -> None:
@@ -228,7 +230,8 @@ def _compile(model: Sequential, spec: dict, data, array, path: Path, custom_obje
     loss = spec["loss"] and instance(LOSSES, spec["loss"])
     metrics = [metrics_module.get(m) if isinstance(m, str) else instance(METRICS, m)  # a name: older files
                for m in spec["metrics"]]
-    model.compile(optimizer, loss=loss, metrics=metrics, kernels=spec["kernels"])
+    model.compile(optimizer, loss=loss, metrics=metrics,
+                  implementation=spec["implementation"] if "implementation" in spec else spec["kernels"])
     optimizer.iterations = int(spec["optimizer"]["iterations"])
     params = {name: param for name, param, _ in _all_parameters(model)}
     for key in data.files:

@@ -100,7 +100,7 @@ def map_on_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     threads then never wait for each other inside an item. Parallel kernels instead end
     every loop at a barrier, and on a shared machine each barrier waits for whichever
     thread another process has preempted; here a preempted thread holds up only its own
-    item. The caller's context (the kernel path of :func:`minicnn.kernels.use`) goes with
+    item. The caller's context (the implementation of :func:`minicnn.implementation.use`) goes with
     every item. With one thread or one item this is a plain loop.
     """
     import numba

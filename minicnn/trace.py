@@ -4,8 +4,8 @@
 its optimizer are left untouched) and returns a :class:`StepTrace`:
 
 - forward, per step: the output's shape, dtype, mean, std and fraction of zeros, the bytes
-  its cache keeps for the backward pass, and whether the step ran fused (the fast path's
-  Conv2D -> MaxPool2D -> Dropout block, :mod:`minicnn.fused`);
+  its cache keeps for the backward pass, and whether the step ran fused (the fast
+  implementation's Conv2D -> MaxPool2D -> Dropout block, :mod:`minicnn.fused`);
 - the loss, next to ``ln K``, the loss of uniform guesses over K classes;
 - backward, per step: the same statistics for the gradient with respect to its output;
 - per parameter: ``||W||``, ``||dW|| / ||W||`` and ``||ΔW|| / ||W||``, the update a copy of
@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from minicnn import kernels, optimizers
+from minicnn import implementation, optimizers
 from minicnn.layers.base import Step
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
 from minicnn.model import Sequential
@@ -92,7 +93,8 @@ class ParamRecord:
 class StepTrace:
     """One training step, layer by layer; ``print`` it. Every field is plain data for notebooks."""
 
-    path: str
+    implementation: str
+    """``"fast"`` or ``"reference"``: which one ran the step."""
     input: Stats
     steps: list[StepRecord]
     loss: float
@@ -104,12 +106,19 @@ class StepTrace:
     values: dict[str, np.ndarray] | None = None
 
     @property
+    def path(self) -> str:
+        """Deprecated: the old name of :attr:`implementation`."""
+        warnings.warn("StepTrace.path is deprecated: use StepTrace.implementation",
+                      DeprecationWarning, stacklevel=2)
+        return self.implementation
+
+    @property
     def ln_k(self) -> float:
         return math.log(self.classes)
 
     def __str__(self) -> str:
         w = max(len(s.name) for s in self.steps) + 8
-        lines = [f"one training step on the {self.path} path, optimizer {self.optimizer}",
+        lines = [f"one training step, {self.implementation} implementation, optimizer {self.optimizer}",
                  "forward (output of each step; cache kept for backward)",
                  f"  {'input':<{w}} {self.input}"]
         for s in self.steps:
@@ -139,8 +148,9 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
 
     x: (N, *input_shape) float; y: one-hot (N, K) or integer labels (N,), whichever the model's
     loss expects (without a compiled loss: categorical cross-entropy, on either). The step runs
-    on the model's path (its ``kernels`` setting, else the active one). ``values=True`` keeps every
-    array (activations, gradients, parameters, updates) and prints them: for tiny inputs only.
+    in the model's implementation (its ``implementation`` setting, else the active one).
+    ``values=True`` keeps every array (activations, gradients, parameters, updates) and prints
+    them: for tiny inputs only.
     """
     model = copy.deepcopy(model)
     x = model._check_x(x, "trace_step")
@@ -153,9 +163,9 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
     optimizer = copy.deepcopy(model.optimizer) if model.optimizer is not None else optimizers.Adam()
     kept: dict[str, np.ndarray] | None = {"input": x} if values else None
 
-    with model.path():
-        path = kernels.current()
-        steps = model.layers if path == "reference" else model.steps()
+    with model.implementation_context():
+        running = implementation.current()
+        steps = model.layers if running == "reference" else model.steps()
         outputs, out = [], x
         for i, step in enumerate(steps):
             last = i == len(steps) - 1 and model.ends_in_softmax
@@ -172,7 +182,7 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
         grads = {name: g.copy() for name, _, g in model.parameters_and_gradients()}
         optimizer.apply_gradients(model.parameters_and_gradients())
 
-    records = [_record(step, out, grad, path)
+    records = [_record(step, out, grad, running)
                for step, out, grad in zip(steps, outputs, gradients, strict=True)]
     params = [_param(name, before[name], grads[name], p) for name, p, _ in model.parameters_and_gradients()]
     if kept is not None:
@@ -186,16 +196,16 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
         if total > MAX_VALUES:
             raise ValueError(f"trace_step: values=True would print {total:,} numbers (at most "
                              f"{MAX_VALUES:,}); use a smaller input, e.g. x[:1], or values=False")
-    trace = StepTrace(path, Stats.of(x), records, float(loss), classes, Stats.of(dout), params,
+    trace = StepTrace(running, Stats.of(x), records, float(loss), classes, Stats.of(dout), params,
                       f"{type(optimizer).__name__}({optimizer.get_config()})", values=kept)
     trace.warnings = health_warnings(trace)
     return trace
 
 
-def _record(step: Step, output: np.ndarray, gradient: np.ndarray, path: str) -> StepRecord:
+def _record(step: Step, output: np.ndarray, gradient: np.ndarray, running: str) -> StepRecord:
     layers = step.layers
     return StepRecord(step.name, " -> ".join(type(layer).__name__ for layer in layers),
-                      path == "fast" and len(layers) > 1, Stats.of(output),
+                      running == "fast" and len(layers) > 1, Stats.of(output),
                       _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step))
 
 

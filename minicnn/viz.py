@@ -113,7 +113,7 @@ def feature_maps(model: Sequential, image: np.ndarray) -> list[tuple[str, np.nda
                          f"got {len(x)} images")
     maps = [("input", x)]
     for layer in model.layers:
-        with model.path():
+        with model.implementation_context():
             out = layer.forward(x, training=False)
         if out.size == x.size and np.array_equal(out.ravel(), x.ravel()):
             title, previous = maps[-1]
@@ -201,7 +201,7 @@ def saliency(model: Sequential, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y_one_hot = _one_hot(model, y, len(x), "saliency")
     inference = Sequential([copy.deepcopy(layer) for layer in model.layers if not isinstance(layer, Dropout)])
     inference.build((None, *model.input_shape))
-    inference.kernels = model.kernels  # the path the model runs on
+    inference.implementation = model.implementation  # the implementation the model runs
     _, _, dx = inference.compute_loss_and_gradients(x, y_one_hot)
     return np.abs(dx) * len(x)
 

@@ -1,11 +1,12 @@
-"""Shared fixtures: the published model, both kernel paths, and a short hypothesis profile."""
+"""Shared fixtures: the published model, both implementations, and a short hypothesis profile."""
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
-from minicnn import Sequential, kernels
+from minicnn import Sequential
 from minicnn.experiments.published_model import mnist_cnn
+from minicnn.implementation import IMPLEMENTATIONS, use
 
 settings.register_profile("minicnn", max_examples=25, deadline=None)
 settings.load_profile("minicnn")
@@ -21,8 +22,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.fixture(params=kernels.PATHS)
-def path(request):
-    """Run a test once on the fast path (Numba, fused steps) and once on the reference path (NumPy)."""
-    with kernels.use(request.param):
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request):
+    """Run a test once in the fast implementation (Numba, fused steps), once in the reference one (NumPy)."""
+    with use(request.param):
         yield request.param

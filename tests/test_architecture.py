@@ -1,4 +1,4 @@
-"""The core's explicit choices: the kernel path, losses as objects, trainable and state, names, saving."""
+"""The core's explicit choices: the implementation, losses as objects, trainable and state, names, saving."""
 
 import copy
 
@@ -16,7 +16,7 @@ from minicnn import (
     MaxPool2D,
     Sequential,
     SparseCategoricalCrossentropy,
-    kernels,
+    implementation,
     load_model,
 )
 from minicnn.registry import LAYERS, Registry
@@ -33,41 +33,85 @@ def data(n=8, seed=0):
     return rng.random((n, 6, 6, 2)).astype(np.float32), rng.integers(0, 4, n)
 
 
-# --------------------------------------------------------------------------- the path is the model's choice
+# ------------------------------------------------------------------- the implementation is the model's choice
 
-def test_compile_pins_the_path_and_none_follows_the_active_one():
+def test_compile_pins_the_implementation_and_none_follows_the_active_one():
     x, _ = data()
     model = Sequential([Input((6, 6, 2)), MaxPool2D(2)])
     seen = []
 
     class Spy(Layer):
         def forward(self, x, training=False):
-            seen.append(kernels.current())
+            seen.append(implementation.current())
             return x
 
     model.add(Spy())
-    model.compile("adam", kernels="reference")
+    model.compile("adam", implementation="reference")
+    assert model.implementation == "reference"
     model.predict(x)
-    with kernels.use("fast"):
+    with implementation.use("fast"):
         model.predict(x)
-    model.compile("adam")  # kernels=None: follow the active path
-    with kernels.use("reference"):
+    model.compile("adam")  # implementation=None: follow the active one
+    with implementation.use("reference"):
         model.predict(x)
     model.predict(x)
-    assert seen == ["reference", "reference", "reference", kernels.DEFAULT]
-    with pytest.raises(ValueError, match=r"compile: kernels must be one of \('fast', 'reference'\)"):
+    assert seen == ["reference", "reference", "reference", implementation.DEFAULT]
+    with pytest.raises(ValueError, match=r"compile: implementation must be one of \('fast', 'reference'\)"):
+        model.compile("adam", implementation="numpy")
+
+
+def test_compile_kernels_is_the_deprecated_name_of_implementation():
+    x, _ = data()
+    model = Sequential([Input((6, 6, 2)), MaxPool2D(2)])
+    seen = []
+
+    class KernelsSpy(Layer):
+        def forward(self, x, training=False):
+            seen.append(implementation.current())
+            return x
+
+    model.add(KernelsSpy())
+    with pytest.warns(DeprecationWarning, match="compile: kernels= is deprecated, use implementation="):
+        model.compile("adam", kernels="reference")
+    assert model.implementation == "reference"
+    with implementation.use("fast"):
+        model.predict(x)
+    assert seen == ["reference"]
+    for both in ({"implementation": "fast"}, {"implementation": None}):
+        with pytest.raises(TypeError, match="compile: got both implementation= and kernels="):
+            model.compile("adam", kernels="fast", **both)
+    with pytest.raises(TypeError, match="compile: got both implementation= and kernels="):
+        model.compile("adam", None, None, "fast", kernels="fast")  # implementation given by position
+    assert model.implementation == "reference"  # unchanged by the refused calls
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="compile: implementation must be"):
         model.compile("adam", kernels="numpy")
 
 
-def test_compute_loss_and_gradients_returns_no_input_gradient_when_asked_on_both_paths():
+def test_sequential_path_and_kernels_are_deprecated_names():
+    model = Sequential([Input((6, 6, 2)), MaxPool2D(2)])
+    model.compile("adam", implementation="reference")
+    with pytest.warns(DeprecationWarning, match=r"Sequential.path\(\) is deprecated: use "
+                                                r"Sequential.implementation_context\(\)"):
+        context = model.path()
+    with implementation.use("fast"), context:
+        assert implementation.current() == "reference"
+    with pytest.warns(DeprecationWarning,
+                      match="Sequential.kernels is deprecated: use Sequential.implementation"):
+        assert model.kernels == "reference"
+    with pytest.warns(DeprecationWarning, match="Sequential.kernels is deprecated"):
+        model.kernels = "fast"
+    assert model.implementation == "fast"
+
+
+def test_compute_loss_and_gradients_returns_no_input_gradient_when_asked_in_both_implementations():
     x, y = data()
-    for path in kernels.PATHS:
+    for name in implementation.IMPLEMENTATIONS:
         model = published_model().astype(np.float64)
-        model.compile("adam", loss="sparse_categorical_crossentropy", kernels=path)
+        model.compile("adam", loss="sparse_categorical_crossentropy", implementation=name)
         xx = np.random.default_rng(0).random((2, 28, 28, 1))
         yy = np.eye(10)[[1, 2]]
-        assert model.compute_loss_and_gradients(xx, yy, input_gradient=False)[2] is None, path
-        assert model.compute_loss_and_gradients(xx, yy)[2].shape == xx.shape, path
+        assert model.compute_loss_and_gradients(xx, yy, input_gradient=False)[2] is None, name
+        assert model.compute_loss_and_gradients(xx, yy)[2].shape == xx.shape, name
 
 
 # --------------------------------------------------------------------------- losses
@@ -201,6 +245,23 @@ def test_resuming_with_initial_epoch_equals_an_uninterrupted_run():
     parts.fit(x, y, epochs=3, initial_epoch=1, batch_size=4, verbose=0, seed=9)
     for a, b in zip(whole.get_weights(), parts.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("choice", ["reference", "fast", None])
+def test_the_implementation_is_saved_and_files_with_the_old_key_kernels_load(tmp_path, choice):
+    import json
+
+    model = tiny_model()
+    model.compile("adam", loss="sparse_categorical_crossentropy", implementation=choice)
+    model.save(tmp_path / "m.npz")
+    arrays = dict(np.load(tmp_path / "m.npz"))
+    config = json.loads(str(arrays["__config__"]))
+    assert config["compile"]["implementation"] == choice and "kernels" not in config["compile"]
+    assert load_model(tmp_path / "m.npz").implementation == choice
+    config["compile"]["kernels"] = config["compile"].pop("implementation")  # as written before the rename
+    arrays["__config__"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert load_model(tmp_path / "old.npz").implementation == choice
 
 
 @pytest.mark.parametrize("name", ["m.keras", "m.h5", "m"])

@@ -3,7 +3,7 @@
 Two kinds of fenced blocks in the Markdown files of ``DOCUMENTS``:
 
 - ```` ```python ```` blocks are worked examples. Each runs on its own, in a
-  fresh namespace, on each kernel path, and states what the text says with
+  fresh namespace, in each implementation, and states what the text says with
   ``assert``; a failing assertion or an exception fails the test named after
   the file and line.
 - ```` ```python quote ```` blocks quote minicnn's source. Each line (without a
@@ -64,8 +64,8 @@ def test_documents_have_examples_and_quotes():
 
 
 @pytest.mark.parametrize(("where", "code"), blocks("python"))
-def test_worked_example_runs(where, code, path, tmp_path, monkeypatch):
-    """On both kernel paths (the ``path`` fixture): the text's numbers hold on each.
+def test_worked_example_runs(where, code, implementation, tmp_path, monkeypatch):
+    """In both implementations (the ``implementation`` fixture): the text's numbers hold in each.
 
     Each block runs in an empty working directory, so files it writes land there.
     """

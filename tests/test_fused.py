@@ -8,7 +8,7 @@ from conftest import published_model
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, fused, kernels
+from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, fused, implementation
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 from minicnn.kernels.maxpool import maxpool_backward_reference, maxpool_forward_reference
@@ -194,16 +194,16 @@ def test_plan_fuses_the_published_blocks_only():
         "Conv2D", "MaxPooling2D", "Flatten"]  # no ReLU: not the fused pattern
 
 
-def run_training_step(model, x, y, path):
-    """Loss, logits, dx and every gradient of one training step on the given path."""
-    with kernels.use(path):
+def run_training_step(model, x, y, name):
+    """Loss, logits, dx and every gradient of one training step in implementation ``name``."""
+    with implementation.use(name):
         loss, z, dx = model.compute_loss_and_gradients(x, y)
     return loss, z, dx, {name: g for name, _, g in model.parameters_and_gradients()}
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 def test_fused_model_step_equals_layer_by_layer(dtype, tol):
-    """Same weights, same dropout masks: the fused (Numba) and layer-by-layer (NumPy) paths agree."""
+    """Same weights, same dropout masks: the fast (fused, Numba) and reference (layer by layer) agree."""
     rng = np.random.default_rng(0)
     x = rng.random((6, 28, 28, 1)).astype(dtype)
     y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 6)]
@@ -226,20 +226,20 @@ def test_fused_inference_equals_layer_by_layer():
                         MaxPool2D(2), Dropout(0.5), Flatten(), Dense(4, activation="softmax", seed=1)])
     x = np.random.default_rng(1).random((5, 9, 7, 2)).astype(np.float32)
     quick = model.predict(x)
-    with kernels.use("reference"):
+    with implementation.use("reference"):
         slow = model.predict(x)
     np.testing.assert_allclose(quick, slow, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("path", kernels.PATHS)
-def test_a_layer_by_layer_backward_chain_works_after_a_fused_forward(path):
+@pytest.mark.parametrize("name", implementation.IMPLEMENTATIONS)
+def test_a_layer_by_layer_backward_chain_works_after_a_fused_forward(name):
     """After a forward through the model's steps, each layer's own backward gives the step's gradients."""
     rng = np.random.default_rng(2)
     model = published_model().astype(np.float64)
     twin = copy.deepcopy(model)  # the same dropout generator states
     x = rng.random((3, 28, 28, 1))
     steps = model.steps()
-    with kernels.use(path):
+    with implementation.use(name):
         out = x
         for step in steps:
             out = step.forward(out, training=True)
@@ -252,8 +252,8 @@ def test_a_layer_by_layer_backward_chain_works_after_a_fused_forward(path):
         for layer in reversed(block.layers):
             d_layers = layer.backward(d_layers)
         grads_by_layers = {k: v.copy() for k, v in block.conv.grads.items()}
-        d_block = block.backward(d_steps) if path == "reference" else None
-    with kernels.use("reference"):
+        d_block = block.backward(d_steps) if name == "reference" else None
+    with implementation.use("reference"):
         out = x
         for layer in twin.layers:
             out = layer.forward(out, training=True)

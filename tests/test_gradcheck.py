@@ -1,4 +1,5 @@
-"""gradcheck diagnoses: shapes and keys, kinks, sampling, hints, paths, the optimizer check, real MNIST."""
+"""gradcheck diagnoses: shapes and keys, kinks, sampling, hints, both implementations, the optimizer
+check, real MNIST."""
 
 import os
 
@@ -121,7 +122,7 @@ def test_without_kinks_counted_a_zero_background_would_fail():
     assert bias.kinks == 2 and bias.checked == 0  # zero bias on a zero background: both filters at z = 0
 
 
-# --------------------------------------------------------------------------- sampling, hints, paths
+# --------------------------------------------------------------------------- sampling, hints, implementations
 
 
 def test_sampling_covers_corners_faces_and_nonzero_entries():
@@ -164,26 +165,43 @@ def test_worst_entries_give_index_values_and_ratio():
     assert "analytic = 2 x numeric at every checked entry" in str(report)
 
 
-def test_the_report_names_the_path_and_the_fused_steps():
+def test_the_report_names_the_implementation_and_the_fused_steps():
     model = Sequential([Input((6, 6, 1)), Conv2D(2, 3, activation="relu", seed=0), MaxPool2D(2),
                         Dropout(0.5, seed=0), Flatten(), Dense(3, activation="softmax", seed=0)])
     x, y = rng.random((2, 6, 6, 1)), [0, 1]
-    fast = gradcheck.check_model(model, x, y, kernels="fast")
+    fast = gradcheck.check_model(model, x, y, implementation="fast")
     fast.assert_ok()
-    assert fast.checked == "fast path (Numba kernels), fused steps conv2d+max_pooling2d+dropout"
+    assert fast.checked == "fast implementation (Numba kernels), fused steps conv2d+max_pooling2d+dropout"
     assert {c.step for c in fast.step_checks} == {"loss", "conv2d+max_pooling2d+dropout", "flatten", "dense"}
     reference = gradcheck.check_model(model, x, y)
-    assert reference.checked.startswith("reference path")
+    assert reference.checked.startswith("reference implementation")
     assert "max_pooling2d" in {c.step for c in reference.step_checks}
-    with pytest.raises(ValueError, match="check_model: kernels must be one of"):
-        gradcheck.check_model(model, x, y, kernels="numpy")
+    with pytest.raises(ValueError, match="check_model: implementation must be one of"):
+        gradcheck.check_model(model, x, y, implementation="numpy")
 
 
-def test_both_paths_in_one_report():
+def test_both_implementations_in_one_report():
     model = Sequential([Input((4,)), Dense(3, activation="softmax", seed=0)])
-    report = gradcheck.check_model(model, rng.random((2, 4)), [0, 1], kernels="both")
+    report = gradcheck.check_model(model, rng.random((2, 4)), [0, 1], implementation="both")
     report.assert_ok()
     assert {"x [reference]", "x [fast]"} <= set(report.errors)
+
+
+@pytest.mark.parametrize("check", ["check_layer", "check_model", "check_optimizer"])
+def test_kernels_is_the_deprecated_name_of_implementation(check):
+    """``kernels=`` still chooses what is checked, with a DeprecationWarning; with ``implementation=``
+    as well it is a TypeError naming the check."""
+    arguments = {"check_layer": (Dense(3, seed=0), rng.random((2, 4))),
+                 "check_model": (Sequential([Input((4,)), Dense(3, activation="softmax", seed=0)]),
+                                 rng.random((2, 4)), [0, 1]),
+                 "check_optimizer": (Adam(),)}[check]
+    function = getattr(gradcheck, check)
+    with pytest.warns(DeprecationWarning, match=f"{check}: kernels= is deprecated, use implementation="):
+        report = function(*arguments, kernels="fast")
+    report.assert_ok()
+    assert report.checked.startswith("fast implementation")
+    with pytest.raises(TypeError, match=f"{check}: got both implementation= and kernels="):
+        function(*arguments, kernels="fast", implementation="fast")
 
 
 # --------------------------------------------------------------------------- optimizers

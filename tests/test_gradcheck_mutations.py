@@ -2,7 +2,7 @@
 and attributed to the right layer and tensor, with the hint a student needs.
 
 Each mutation is monkeypatched into the code ``docs/backprop.md`` derives (the layers and the
-``*_reference`` kernels), and gradcheck runs on the reference path, its default.
+``*_reference`` kernels), and gradcheck runs on the reference implementation, its default.
 """
 
 import numpy as np
@@ -36,7 +36,8 @@ N = 3
 
 def model() -> Sequential:
     """Every layer kind once: Conv2D(relu, stride 2) -> MaxPool2D -> Dropout -> Flatten -> Dense
-    -> ReLU -> Dropout -> Dense -> Softmax (fused with the loss). On the fast path the first three fuse."""
+    -> ReLU -> Dropout -> Dense -> Softmax (fused with the loss). In the fast implementation the first
+    three fuse."""
     return Sequential([
         Input((8, 7, 2)),
         Conv2D(4, 3, strides=2, padding="same", activation="relu", seed=0),
@@ -202,11 +203,11 @@ def test_each_mutation_is_caught_and_attributed(monkeypatch, mutate, blamed, ten
         report.assert_ok()
 
 
-def test_the_untouched_model_passes_on_both_paths():
-    report = check(kernels="both")
+def test_the_untouched_model_passes_in_both_implementations():
+    report = check(implementation="both")
     report.assert_ok()
     assert "fused steps conv2d+max_pooling2d+dropout" in report.checked
-    assert "reference path" in report.checked
+    assert "reference implementation" in report.checked
 
 
 def test_a_corner_bug_is_caught_even_with_few_samples(monkeypatch):
@@ -275,7 +276,7 @@ def test_breaking_a_readable_backward_fails_on_the_reference_path_naming_the_lay
     report = check()
     assert not report.ok
     assert layer in report.blamed
-    assert "reference path" in report.checked
+    assert "reference implementation" in report.checked
 
 
 def test_breaking_softmax_backward_fails_naming_the_layer(monkeypatch):

@@ -14,7 +14,7 @@ and odd image sizes. Everything is float32, as in Keras. The bounds:
 - Adam: :func:`test_adam_steps_match_keras` states its own bound;
 - training on MNIST: :func:`test_training_on_mnist_matches_keras` does.
 
-Forward and backward run with both kernel backends (the Numba path fuses
+Forward and backward run in both implementations (the fast one fuses
 Conv2D -> MaxPooling2D -> Dropout into one step; the NumPy one does not).
 Skipped without TensorFlow: ``pip install -e ".[keras]"``.
 """
@@ -237,7 +237,7 @@ def test_conversions_refuse_what_they_cannot_read():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_forward_matches_keras(arch, path):
+def test_forward_matches_keras(arch, implementation):
     """Inference (dropout off): the same softmax outputs and the same loss as Keras'."""
     model = random_biases(ARCHITECTURES[arch]())
     keras_model = to_keras(model)
@@ -255,7 +255,7 @@ def test_forward_matches_keras(arch, path):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_gradients_match_keras_without_dropout(arch, path):
+def test_gradients_match_keras_without_dropout(arch, implementation):
     model = without_dropout(random_biases(ARCHITECTURES[arch]()))
     x, y = batch(model)
     reference = keras_gradients(to_keras(model), x, y)
@@ -263,7 +263,7 @@ def test_gradients_match_keras_without_dropout(arch, path):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_gradients_match_keras_with_the_same_dropout_mask(arch, path):
+def test_gradients_match_keras_with_the_same_dropout_mask(arch, implementation):
     """Dropout on: Keras multiplies by the very masks minicnn's next training pass draws.
 
     A deep copy of each Dropout layer has the same generator state, so its

@@ -4,7 +4,7 @@ and the monitoring callbacks compute what Keras computes.
 Layers (BatchNormalization, AveragePooling2D, GlobalAveragePooling2D, Activation, LeakyReLU,
 sigmoid, tanh, Conv2D without bias / with other initialisers / unequal kernel sizes and strides)
 are checked inside three small models converted with :func:`minicnn.keras_compat.to_keras`,
-float32 as in Keras, on both kernel paths. Bounds (measured values in each test's docstring):
+float32 as in Keras, in both implementations. Bounds (measured values in each test's docstring):
 
 - forward: outputs and loss within 1e-5, as in ``test_keras_parity.py`` (measured <= 1.2e-7);
 - gradients (``tf.GradientTape``, BatchNormalization in training mode): relative error <= 1e-4
@@ -139,7 +139,7 @@ def test_keras_batchnorm_defaults_and_leaky_relu_slope_are_keras_3s():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_inference_matches_keras(arch, path):
+def test_inference_matches_keras(arch, implementation):
     """Inference: BN with the moving statistics. Measured: outputs <= 9e-8, loss <= 1.2e-7."""
     model = randomized(ARCHITECTURES[arch]())
     x, y = batch(model)
@@ -150,7 +150,7 @@ def test_inference_matches_keras(arch, path):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_training_forward_and_gradients_match_keras(arch, path):
+def test_training_forward_and_gradients_match_keras(arch, implementation):
     """Training mode (BN on batch statistics): gradients of the loss w.r.t. the input and every
     trainable weight, against tf.GradientTape. Measured: relative error <= 2.1e-7."""
     model = randomized(ARCHITECTURES[arch]())
@@ -160,7 +160,7 @@ def test_training_forward_and_gradients_match_keras(arch, path):
     assert_gradients_close(minicnn_gradients(model, x, y), reference, gradient_names(model))
 
 
-def test_frozen_batchnorm_runs_in_inference_mode_like_keras(path):
+def test_frozen_batchnorm_runs_in_inference_mode_like_keras(implementation):
     model = randomized(bn_dense())
     model.get_layer("batch_normalization").trainable = False
     keras_model = to_keras(model)

@@ -1,11 +1,9 @@
-"""The Numba fast paths agree with the NumPy references, and the references with the maths."""
+"""The Numba kernels agree with the NumPy references, and the references with the maths."""
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minicnn import kernels
 from minicnn.kernels import im2col as conv_kernels
 from minicnn.kernels import maxpool as pool_kernels
 
@@ -110,39 +108,3 @@ def test_maxpool_tie_goes_to_the_first_maximum_only():
         _, argmax = forward(x, 2, 2)
         dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2)
         np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
-
-
-def test_path_choice_rejects_unknown_names():
-    with pytest.raises(ValueError, match=r"kernels.use must be one of \('fast', 'reference'\); got 'cuda'"):
-        with kernels.use("cuda"):
-            pass
-    assert kernels.current() in kernels.PATHS
-
-
-def test_use_sets_the_path_for_its_block_only_and_dispatchers_follow_it():
-    x = np.random.default_rng(0).random((2, 5, 5, 3)).astype(np.float32)
-    calls = []
-    dispatch = kernels.pair(lambda v: calls.append("reference") or v, lambda v: calls.append("fast") or v)
-    before = kernels.current()
-    with kernels.use("reference"):
-        assert kernels.current() == "reference"
-        with kernels.use("fast"):
-            dispatch(x)
-        dispatch(x)
-    assert kernels.current() == before
-    assert calls == ["fast", "reference"]
-
-
-def test_the_environment_sets_only_the_default_path():
-    import subprocess
-    import sys
-
-    code = ("from minicnn import kernels; print(kernels.current());"
-            "exec('with kernels.use(\"fast\"): print(kernels.current())')")
-    for value in ("reference", "fast"):
-        out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ,
-                             "MINICNN_KERNELS": value}, capture_output=True, text=True, check=True).stdout
-        assert out.split() == [value, "fast"]
-    bad = subprocess.run([sys.executable, "-c", "import minicnn"], capture_output=True, text=True,
-                         env={**__import__("os").environ, "MINICNN_KERNELS": "numpy"})
-    assert bad.returncode != 0 and "MINICNN_KERNELS must be one of ('fast', 'reference')" in bad.stderr

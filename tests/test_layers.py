@@ -27,7 +27,7 @@ def direct_conv(x, W, b, stride, pads):
     ("same", 2, (7, 8), (1, 1, 0, 1)),   # TensorFlow puts the odd pad at the bottom/right
     ("valid", 2, (7, 7), (0, 0, 0, 0)),
 ])
-def test_conv2d_forward_matches_direct_convolution(path, padding, stride, hw, expected_pads):
+def test_conv2d_forward_matches_direct_convolution(implementation, padding, stride, hw, expected_pads):
     layer = Conv2D(5, 3, strides=stride, padding=padding, seed=0)
     x = np.random.default_rng(0).standard_normal((2, *hw, 3)).astype(np.float32)
     layer.build(x.shape[1:])
@@ -64,7 +64,7 @@ def test_seeded_layers_initialise_identically():
     np.testing.assert_array_equal(a.params["kernel"], b.params["kernel"])
 
 
-def test_maxpool_forward_matches_numpy_max(path):
+def test_maxpool_forward_matches_numpy_max(implementation):
     x = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype(np.float32)
     out = MaxPool2D(2).forward(x)
     np.testing.assert_array_equal(out, x.reshape(2, 3, 2, 3, 2, 3).max(axis=(2, 4)))
@@ -124,7 +124,7 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("name,make,shape", LAYERS, ids=[case[0] for case in LAYERS])
-def test_layer_gradients(path, name, make, shape):
+def test_layer_gradients(implementation, name, make, shape):
     x = np.random.default_rng(0).standard_normal(shape)
     layer = make()
     report = gradcheck.check_layer(layer, x)
@@ -167,7 +167,7 @@ def test_gradcheck_catches_a_wrong_backward():
 # --------------------------------------------------------------------------- the layer contract
 
 @pytest.mark.parametrize("name,make,shape", LAYERS, ids=[case[0] for case in LAYERS])
-def test_backward_returns_new_array_and_leaves_dout_alone(path, name, make, shape):
+def test_backward_returns_new_array_and_leaves_dout_alone(implementation, name, make, shape):
     layer = make()
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     out = layer.forward(x, training=True)

@@ -87,15 +87,16 @@ def test_one_blas_thread_holds_blas_at_one_and_restores_it():
 
 
 @needs_two
-@pytest.mark.parametrize("path", ["fast", "reference"])
-def test_a_fit_gives_the_same_numbers_on_one_thread_as_on_two(path):
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
+def test_a_fit_gives_the_same_numbers_on_one_thread_as_on_two(implementation):
     """The fault behind folds that differed between --jobs 1 and --jobs 2 (Haswell kernels)."""
     data = load_data("digits").limited(256)
     x, y = data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes)
 
     def fit():
         model = minicnn.experiments.published_model.mnist_cnn(x.shape[1:], data.num_classes, seed=3)
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], kernels=path)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                      implementation=implementation)
         history = model.fit(x, y, batch_size=64, epochs=2, verbose=0, seed=4).history
         return history, model.get_weights(), model.predict(x[:40])
 

@@ -128,7 +128,7 @@ def test_to_json_describes_the_architecture_and_reads_back():
         model_from_json('{"layers": []}')
 
 
-def test_every_new_layer_goes_on_training_bit_identically_after_load(tmp_path, path):
+def test_every_new_layer_goes_on_training_bit_identically_after_load(tmp_path, implementation):
     x, y = data(24)
     model = every_layer_model()
     model.compile("rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -2,7 +2,7 @@
 sigmoid and tanh, and Conv2D's use_bias, kernel_initializer and unequal strides.
 
 Forwards against independent definitions, backwards against float64 gradient checks
-(reference path by default, as :mod:`minicnn.gradcheck` does), kernels on both paths.
+(reference implementation by default, as :mod:`minicnn.gradcheck` does), kernels in both implementations.
 """
 
 import copy
@@ -52,7 +52,7 @@ def direct_conv(x, W, b, strides, pads):
 
 @pytest.mark.parametrize("strides,padding,kernel", [((1, 2), "same", (3, 3)), ((2, 1), "valid", (2, 3)),
                                                     ((3, 2), "same", (1, 4))])
-def test_conv2d_unequal_strides_match_the_definition(path, strides, padding, kernel):
+def test_conv2d_unequal_strides_match_the_definition(implementation, strides, padding, kernel):
     x = rng(0).standard_normal((2, 9, 8, 3)).astype(np.float32)
     layer = Conv2D(4, kernel, strides=strides, padding=padding, seed=0)
     layer.build(x.shape[1:])
@@ -82,7 +82,7 @@ def test_conv2d_without_bias_has_only_a_kernel():
 
 
 @pytest.mark.parametrize("stride", [(1, 2), (2, 3), (3, 1)])
-def test_im2col_and_col2im_with_unequal_strides_are_equal_on_both_paths(stride):
+def test_im2col_and_col2im_with_unequal_strides_are_equal_in_both_implementations(stride):
     x = rng(0).standard_normal((2, 9, 8, 3))
     pads = (1, 0, 2, 1)
     reference = conv_kernels.im2col_reference(x, 3, 2, stride, pads)
@@ -254,14 +254,14 @@ def test_new_layer_gradients(name, make, shape):
 @given(n=st.integers(1, 3), h=st.integers(3, 8), w=st.integers(3, 8), k=st.integers(1, 3),
        sh=st.integers(1, 3), sw=st.integers(1, 3), padding=st.sampled_from(["same", "valid"]),
        use_bias=st.booleans())
-def test_conv2d_gradients_with_unequal_strides_on_both_paths(n, h, w, k, sh, sw, padding, use_bias):
+def test_conv2d_gradients_with_unequal_strides_in_both_implementations(n, h, w, k, sh, sw, padding, use_bias):
     x = rng(n * h * w).standard_normal((n, h, w, 2))
     layer = Conv2D(2, k, strides=(sh, sw), padding=padding, use_bias=use_bias, seed=1)
-    for path in ("reference", "fast"):
-        gradcheck.check_layer(layer, x, kernels=path).assert_ok()
+    for implementation in ("reference", "fast"):
+        gradcheck.check_layer(layer, x, implementation=implementation).assert_ok()
 
 
-def test_new_layers_backward_returns_new_arrays_and_leaves_dout_alone(path):
+def test_new_layers_backward_returns_new_arrays_and_leaves_dout_alone(implementation):
     for _, make, shape in NEW_LAYERS:
         layer = make()
         x = rng(0).standard_normal(shape).astype(np.float32)
@@ -283,7 +283,7 @@ def test_gradcheck_catches_a_batchnorm_backward_that_ignores_the_batch_statistic
     assert not gradcheck.check_layer(Broken(), rng(0).standard_normal((5, 3))).ok
 
 
-# --------------------------------------------------------------------------- the fast path
+# --------------------------------------------------------------------------- the fast implementation
 
 
 def test_fusion_declines_conv_without_bias_or_with_unequal_strides():
@@ -296,8 +296,9 @@ def test_fusion_declines_conv_without_bias_or_with_unequal_strides():
     assert isinstance(first_step(Conv2D(2, 3, strides=(1, 2), activation="relu")), Conv2D)
 
 
-def test_conv_bn_relu_pool_trains_identically_on_both_paths():
-    """Conv2D -> BatchNormalization -> ReLU -> pooling is not fused: both paths run it layer by layer."""
+def test_conv_bn_relu_pool_trains_identically_in_both_implementations():
+    """Conv2D -> BatchNormalization -> ReLU -> pooling is not fused: both implementations run it layer
+    by layer."""
     def model():
         return Sequential([Input((8, 8, 2)), Conv2D(4, 3, padding="same", use_bias=False, seed=0),
                            BatchNormalization(), Activation("relu"), MaxPool2D(2), GlobalAveragePooling2D(),
@@ -307,9 +308,9 @@ def test_conv_bn_relu_pool_trains_identically_on_both_paths():
     x = rng(0).standard_normal((6, 8, 8, 2)).astype(np.float32)
     y = rng(1).integers(0, 3, 6)
     weights = []
-    for path in ("reference", "fast"):
+    for implementation in ("reference", "fast"):
         m = model()
-        m.compile("adam", loss="sparse_categorical_crossentropy", kernels=path)
+        m.compile("adam", loss="sparse_categorical_crossentropy", implementation=implementation)
         m.fit(x, y, batch_size=3, epochs=2, verbose=0, seed=0)
         weights.append(m.get_weights())
     for a, b in zip(*weights, strict=True):
@@ -323,4 +324,4 @@ def test_check_model_passes_with_every_new_layer():
         GlobalAveragePooling2D(), Dense(3, activation="sigmoid", seed=2), Activation("softmax"),
     ])
     x = rng(0).standard_normal((4, 8, 8, 2))
-    gradcheck.check_model(copy.deepcopy(model), x, np.array([0, 1, 2, 1]), kernels="both").assert_ok()
+    gradcheck.check_model(copy.deepcopy(model), x, np.array([0, 1, 2, 1]), implementation="both").assert_ok()

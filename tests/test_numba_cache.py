@@ -69,7 +69,8 @@ def run(sandbox: Path, env: dict[str, str], *args: str) -> dict:
         pytest.skip("as root, this test needs setpriv to drop to an unprivileged user")
     base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(sandbox / "site"),
             "HOME": str(sandbox / "home"), "TMPDIR": str(sandbox / "writable"),
-            "PYTHONDONTWRITEBYTECODE": "1", "MINICNN_KERNELS": os.environ.get("MINICNN_KERNELS", "")}
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MINICNN_IMPLEMENTATION": os.environ.get("MINICNN_IMPLEMENTATION", "")}
     base = {k: v for k, v in base.items() if v}
     probe = subprocess.run([*UNPRIVILEGED, sys.executable, "-c", "import numba"], capture_output=True)
     if probe.returncode != 0:

@@ -1,4 +1,4 @@
-"""Independent batches run side by side, each thread alone in its kernels, with the caller's path."""
+"""Independent batches run side by side, each thread alone in its kernels, in the caller's implementation."""
 
 import threading
 import time
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from minicnn import kernels, threads
+from minicnn import implementation, threads
 from minicnn.experiments.published_model import mnist_cnn
 
 needs_two = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
@@ -24,14 +24,15 @@ def test_items_run_on_several_threads_each_with_one_thread_kernels_and_the_calle
 
     def record(item):
         time.sleep(0.01)  # long enough that one thread cannot take every item
-        seen.append((threading.get_ident(), numba.get_num_threads(), blas_threads(), kernels.current()))
+        seen.append((threading.get_ident(), numba.get_num_threads(), blas_threads(),
+                     implementation.current()))
         return item * 10
 
     before = (numba.get_num_threads(), blas_threads())
-    with kernels.use("reference"):
+    with implementation.use("reference"):
         assert threads.map_on_threads(record, range(8)) == [0, 10, 20, 30, 40, 50, 60, 70]
     assert len({ident for ident, *_ in seen}) == 2
-    assert {(n, frozenset(b), path) for _, n, b, path in seen} == {(1, frozenset({1}), "reference")}
+    assert {(n, frozenset(b), name) for _, n, b, name in seen} == {(1, frozenset({1}), "reference")}
     assert (numba.get_num_threads(), blas_threads()) == before  # the caller's counts are untouched
 
 
@@ -65,7 +66,7 @@ def test_one_thread_is_a_plain_loop_in_the_callers_thread():
 
 @needs_two
 @pytest.mark.parametrize("batch_size", [7, 128])
-def test_predict_side_by_side_equals_predict_batch_by_batch_on_one_thread(path, batch_size):
+def test_predict_side_by_side_equals_predict_batch_by_batch_on_one_thread(implementation, batch_size):
     x = np.random.default_rng(0).random((300, 28, 28, 1), dtype=np.float32)
     model = mnist_cnn(seed=3)
     together = model.predict(x, batch_size=batch_size)

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 
-from minicnn import SGD, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, kernels, trace
+from minicnn import SGD, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, implementation, trace
 
 
 def small_model() -> Sequential:
@@ -27,12 +27,12 @@ def data(n=4):
     return rng.random((n, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, n)
 
 
-def test_steps_follow_the_path_and_say_which_ran_fused(path):
+def test_steps_follow_the_implementation_and_say_which_ran_fused(implementation):
     model, (x, y) = small_model(), data()
     result = trace.trace_step(model, x, y)
-    assert result.path == path
+    assert result.implementation == implementation
     names = [s.name for s in result.steps]
-    if path == "fast":
+    if implementation == "fast":
         assert names == ["conv2d+max_pooling2d+dropout", "flatten", "dense", "dense_1"]
         assert [s.fused for s in result.steps] == [True, False, False, False]
         assert result.steps[0].kind == "Conv2D -> MaxPooling2D -> Dropout"
@@ -42,7 +42,16 @@ def test_steps_follow_the_path_and_say_which_ran_fused(path):
     assert result.steps[-2].output.shape == (4, 8) and result.input_gradient.shape == x.shape
 
 
-def test_numbers_match_the_real_step_and_the_model_is_untouched(path):
+def test_step_trace_path_is_the_deprecated_name_of_implementation():
+    model, (x, y) = small_model(), data()
+    with implementation.use("reference"):
+        result = trace.trace_step(model, x, y)
+    with pytest.warns(DeprecationWarning, match="StepTrace.path is deprecated: use StepTrace.implementation"):
+        assert result.path == "reference"
+    assert str(result).startswith("one training step, reference implementation, optimizer ")
+
+
+def test_numbers_match_the_real_step_and_the_model_is_untouched(implementation):
     model, (x, y) = small_model(), data()
     before = copy.deepcopy(model)
     result = trace.trace_step(model, x, y)
@@ -61,9 +70,9 @@ def test_numbers_match_the_real_step_and_the_model_is_untouched(path):
             assert record.update_ratio == pytest.approx(expected, rel=1e-4)
 
 
-def test_statistics_and_cache_bytes_on_the_reference_path():
+def test_statistics_and_cache_bytes_in_the_reference_implementation():
     model, (x, y) = small_model(), data()
-    with kernels.use("reference"):
+    with implementation.use("reference"):
         result = trace.trace_step(model, x, y)
     assert result.input.mean == pytest.approx(float(x.mean())) and result.input.zeros == 0.0
     dense = next(s for s in result.steps if s.name == "dense")

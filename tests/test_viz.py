@@ -134,7 +134,7 @@ def test_plot_feature_maps_wants_one_image(tmp_path, rng):
 # --------------------------------------------------------------------------- saliency
 
 
-def test_saliency_is_each_images_loss_gradient_with_dropout_off(path, rng):
+def test_saliency_is_each_images_loss_gradient_with_dropout_off(implementation, rng):
     """|dL_n/dx_n| against central differences of -log p[y] from ``predict`` (inference)."""
     model = tiny_model()
     x, y = rng.random((3, 6, 6, 1)), np.array([0, 3, 1])

@@ -7,7 +7,7 @@
     python -m minicnn.exercises grade maxpool [DIR]   # grades DIR/maxpool.py; exit code 0 pass, 1 fail
 
 There is one exercise per backward pass (:data:`EXERCISES`). Grading imports the
-student's file and runs, on the reference path, :mod:`minicnn.gradcheck` on the
+student's file and runs, in the reference implementation, :mod:`minicnn.gradcheck` on the
 student's layer plus targeted cases (overlapping windows, ties, stride 2, odd sizes,
 one sample, ...). The feedback is gradcheck's diagnosis and the section of
 ``docs/backprop.md`` to read. The reference solutions are minicnn's own layers,
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-from minicnn import kernels
+from minicnn import implementation
 from minicnn.files import atomic_write
 
 Case = tuple[str, Callable[[], "str | None"]]
@@ -51,7 +51,7 @@ class Exercise:
         return importlib.resources.files("minicnn.exercises.stubs").joinpath(f"{self.name}.py").read_text()
 
     def solution(self) -> SimpleNamespace:
-        """minicnn's own implementation, under the names the student's file defines."""
+        """minicnn's own code for the exercise (its solution), under the names the student's file defines."""
         return SimpleNamespace(**self.make_solution())
 
 
@@ -69,7 +69,7 @@ class Grade:
 
     def __str__(self) -> str:
         ex = self.exercise
-        lines = [f'Exercise "{ex.name}": {ex.title}, graded from {self.source} (reference path)']
+        lines = [f'Exercise "{ex.name}": {ex.title}, graded from {self.source} (reference implementation)']
         for description, failure in self.results:
             lines.append(f"  {'ok  ' if failure is None else 'FAIL'}  {description}")
             if failure is not None:
@@ -115,15 +115,16 @@ def grade(name: str, directory: str | Path = ".") -> Grade:
 
 
 def grade_solution(name: str) -> Grade:
-    """Grade minicnn's own implementation: every exercise's reference solution must pass."""
+    """Grade minicnn's own code: every exercise's reference solution must pass."""
     exercise = get(name)
-    return grade_namespace(exercise, exercise.solution(), "minicnn's own implementation")
+    return grade_namespace(exercise, exercise.solution(), "minicnn's own solution")
 
 
 def grade_namespace(exercise: Exercise, namespace: SimpleNamespace, source: str) -> Grade:
-    """Run every case of ``exercise`` on the implementations in ``namespace``, on the reference path."""
+    """Run every case of ``exercise`` on the functions and classes in ``namespace``, in the reference
+    implementation."""
     result = Grade(exercise, source)
-    with kernels.use("reference"):
+    with implementation.use("reference"):
         for description, check in exercise.make_cases(namespace):
             try:
                 failure = check()

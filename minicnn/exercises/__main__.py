@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the exercises")
     for command, text in (("start", "write NAME.py into DIR: the forward pass written, the backward to do"),
-                          ("grade", "grade DIR/NAME.py: gradcheck and targeted cases, reference path")):
+                          ("grade", "grade DIR/NAME.py: gradcheck and targeted cases, reference "
+                                     "implementation")):
         sub = commands.add_parser(command, help=text)
         sub.add_argument("name", choices=exercises.names(), metavar="NAME", help=", ".join(exercises.names()))
         sub.add_argument("directory", nargs="?", default=".", metavar="DIR", help="default: the current one")

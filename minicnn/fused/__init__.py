@@ -1,4 +1,4 @@
-"""Fused steps: runs of layers computed together on the fast path, with the same numbers.
+"""Fused steps: runs of layers computed together by the fast implementation, with the same numbers.
 
 A fused step is a composite of layers with the contract of a layer
 (:class:`~minicnn.layers.base.Step`): its reference behaviour is the layers' own

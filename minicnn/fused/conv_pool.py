@@ -1,11 +1,12 @@
 """Conv2D(relu) -> MaxPooling2D -> Dropout as one step: the same numbers in fewer passes.
 
-On the reference path the step is the three layers' own forward and backward passes in
-sequence. On the fast path it computes the same function in another order. Max-pooling
-commutes with adding a per-channel bias and with ReLU (neither reorders values; ties
-aside, see ``docs/backprop.md#the-fast-path-one-step-for-conv2d--maxpool2d--dropout``),
-so the step pools the raw correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU
-and the dropout mask to a quarter as many values, in one pass::
+In the reference implementation the step is the three layers' own forward and backward
+passes in sequence. In the fast implementation it computes the same function in another
+order. Max-pooling commutes with adding a per-channel bias and with ReLU (neither reorders
+values; ties aside, see ``docs/backprop.md#the-fast-implementation-one-step-for-conv2d--maxpool2d--dropout``),
+so the step pools the raw
+correlation ``xw = im2col(x) @ W`` first and applies bias, ReLU and the dropout mask to
+a quarter as many values, in one pass::
 
     pooled, argmax = maxpool(xw)           # conv_pool_forward_numba
     a   = relu(pooled + b)                 # bias_relu_dropout_numba
@@ -13,14 +14,14 @@ and the dropout mask to a quarter as many values, in one pass::
 
 Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx`` from the
 window maxima only (``conv_pool_backward_numba``). ``tests/test_fused.py`` proves the
-two paths equal to 1e-10 in float64.
+two implementations equal to 1e-10 in float64.
 
 The block is a step like a layer (:class:`~minicnn.layers.base.Step`): the same contract,
 with its layers' parameters under the names the model gives them (``"conv2d/kernel"``).
 After a fast step the layers are in a valid state: the conv's ``grads`` are filled (the
 block's ``set_grads`` hands each layer its own), and each layer's ``cache`` holds what its
 own ``backward`` needs, so a layer-by-layer backward chain works after a fused forward.
-Caches the fast path never computes (Conv2D's ``cols`` and full-size activation) are made
+Caches the fast implementation never computes (Conv2D's ``cols`` and full-size activation) are made
 on first read only.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import kernels
+from minicnn import implementation
 from minicnn.activations import relu, relu_backward
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.kernels.im2col import im2col_numba
@@ -46,7 +47,7 @@ class ConvPoolBlock(Step):
     Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
 
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
-    ``input_gradient=False`` (a first layer in training) lets the fast path skip dx.
+    ``input_gradient=False`` (a first layer in training) lets the fast implementation skip dx.
     """
 
     docs_section = "the-fast-path-one-step-for-conv2d--maxpool2d--dropout"
@@ -104,22 +105,22 @@ class ConvPoolBlock(Step):
         self.conv.check_input(x)
 
     def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
-        """On the reference path the layers' own forward passes; on the fast path the fused kernels."""
-        if kernels.current() == "reference":
+        """The layers' own forward passes (reference implementation), or the fused kernels (fast)."""
+        if implementation.current() == "reference":
             for layer in self.layers:
                 x = layer.forward(x, training)
-            return x, {"path": "reference"}
+            return x, {"implementation": "reference"}
         return self._forward_fast(x, training)
 
     def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray | None, dict]:
-        """The backward of the forward's path: the layers' own backward passes, or the fused kernels."""
-        if cache["path"] == "reference":
+        """As the forward ran: the layers' own backward passes (reference), or the fused kernels (fast)."""
+        if cache["implementation"] == "reference":
             for layer in reversed(self.layers):
                 dout = layer.backward(dout)
             return dout, self.grads
         return self._backward_fast(dout, cache)
 
-    # ------------------------------------------------------------------ the fast path
+    # ------------------------------------------------------------------ the fast implementation
 
     def _forward_fast(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         conv, pool = self.conv, self.pool
@@ -134,7 +135,8 @@ class ConvPoolBlock(Step):
             out = a = relu(pooled + b)
         if training:
             self._fill_layer_caches(x, argmax, a, mask)
-        return out, {"path": "fast", "x": x, "geometry": geometry, "argmax": argmax, "a": a, "mask": mask}
+        return out, {"implementation": "fast", "x": x, "geometry": geometry, "argmax": argmax, "a": a,
+                     "mask": mask}
 
     def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         if c["mask"] is None:

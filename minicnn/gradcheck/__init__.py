@@ -24,11 +24,11 @@ The report diagnoses, not just fails:
 - **kinks**: an entry whose ReLU mask or max-pool winner changes within ±ε has
   no derivative there (MNIST's zero background is full of them); it is counted
   and left out of pass/fail;
-- which path and kernels were checked, and which fused steps.
+- which implementation was checked, and which fused steps.
 
-Checks run on the reference path by default: the layers and NumPy kernels that
-``docs/backprop.md`` derives. ``kernels="fast"`` checks the fast path (Numba kernels
-and fused steps) instead, ``kernels="both"`` each in turn.
+Checks run on the reference implementation by default: the layers and NumPy kernels that
+``docs/backprop.md`` derives. ``implementation="fast"`` checks the fast implementation
+(Numba kernels and fused steps) instead, ``implementation="both"`` each in turn.
 
     >>> report = check_layer(Conv2D(4, 3), np.random.rand(2, 6, 6, 3))
     >>> print(report)          # a table: tensor, shape, relative error, ...
@@ -40,8 +40,8 @@ and fused steps) instead, ``kernels="both"`` each in turn.
 The modules, one concept each: ``report`` (the report and its table), ``numeric``
 (central differences, relative error, which entries, the hints), ``compare`` (one
 tensor against central differences), ``steps`` (a layer, fused step or the loss as a
-check sees it), ``paths`` (the path a check runs on), ``sections`` (the link to the docs section
-each class names in ``docs_section``), and the checks: ``layer`` (:func:`check_layer`,
+check sees it), ``implementation`` (the implementation a check runs), ``sections`` (the link to
+the docs section each class names in ``docs_section``), and the checks: ``layer`` (:func:`check_layer`,
 :func:`check_gradient`), ``model`` (:func:`check_model`), ``optimizer``
 (:func:`check_optimizer`).
 """

@@ -8,23 +8,27 @@ from collections.abc import Callable
 import numpy as np
 
 from minicnn.gradcheck.compare import Checker, compare_tensor
-from minicnn.gradcheck.paths import on_path, path_description
+from minicnn.gradcheck.implementation import description, on_implementation
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem
 from minicnn.gradcheck.sections import docs_link
 from minicnn.gradcheck.steps import CheckedStep, generator_states
+from minicnn.implementation import accepts_kernels_keyword
 from minicnn.layers import Layer
 
 
+@accepts_kernels_keyword
 def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: int | None = None,
-                seed: int = 0, tolerance: float = TOLERANCE, kernels: str = "reference") -> GradcheckReport:
+                seed: int = 0, tolerance: float = TOLERANCE,
+                implementation: str = "reference") -> GradcheckReport:
     """Check the layer's backward pass, its ``backward_pass`` (input and every parameter), on the batch ``x``.
 
     x: the layer's input, e.g. (N, H, W, C) for Conv2D; it is cast to float64.
     ``max_checks`` limits how many random entries of each tensor are checked (plus
     entries with a nonzero gradient and the corners); by default all are.
-    ``kernels``: the path to check, ``"reference"`` (the default) or ``"fast"``.
+    ``implementation``: the one to check, ``"reference"`` (the default) or ``"fast"``
+    (``kernels=`` is its deprecated old name).
     """
-    with on_path(kernels, "check_layer"):
+    with on_implementation(implementation, "check_layer"):
         x = np.array(x, dtype=np.float64)
         layer = copy.deepcopy(layer)
         if not layer.built:
@@ -34,7 +38,7 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
         g = rng.standard_normal((x.shape[0], *layer.output_shape))
         step = CheckedStep(layer)
         report = GradcheckReport(f"{layer.label()}, input {x.shape}", eps, tolerance,
-                                 checked=path_description([step]), subject=step.name,
+                                 checked=description([step]), subject=step.name,
                                  sections={step.name: docs_link(step.kind)},
                                  labels={step.name: step.label})
         state = generator_states([step])  # before the forward pass draws the dropout mask

@@ -8,33 +8,37 @@ import dataclasses
 
 import numpy as np
 
+from minicnn import implementation
 from minicnn.gradcheck.compare import Checker
-from minicnn.gradcheck.paths import active_path, on_path, path_description
+from minicnn.gradcheck.implementation import description, on_implementation
 from minicnn.gradcheck.report import TOLERANCE, GradcheckReport, Problem, TensorCheck
 from minicnn.gradcheck.sections import docs_link
 from minicnn.gradcheck.steps import CheckedStep, LossStep, generator_states, restore_generators
+from minicnn.implementation import accepts_kernels_keyword
 from minicnn.losses import CategoricalCrossentropy, to_categorical
 from minicnn.model import Sequential
 
 
+@accepts_kernels_keyword
 def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *, eps: float = 1e-6,
                 max_checks: int | None = 20, seed: int = 0, tolerance: float = TOLERANCE,
-                kernels: str = "reference") -> GradcheckReport:
+                implementation: str = "reference") -> GradcheckReport:
     """Check a whole model: end to end, and each step's backward against its own forward.
 
     x: (N, *input_shape); y: one-hot (N, K) or integer labels (N,). The loss is the
     model's (cross-entropy on the logits), in training mode (dropout on, with fixed
     masks). Per tensor, ``max_checks`` random entries (20 by default), as many entries
     with a nonzero analytic gradient, and the corners are checked; ``max_checks=None``
-    checks every entry (exhaustive, slow). ``kernels``: the path to check,
+    checks every entry (exhaustive, slow). ``implementation``: the one to check,
     ``"reference"`` (the default), ``"fast"`` or ``"both"`` (one report, each tensor
-    checked on each path). The model's own ``kernels`` setting is overridden.
+    checked in each); ``kernels=`` is its deprecated old name. The model's own
+    ``implementation`` setting is overridden.
     """
-    if kernels == "both":
+    if implementation == "both":
         parts = [check_model(model, x, y, eps=eps, max_checks=max_checks, seed=seed, tolerance=tolerance,
-                             kernels=path) for path in ("reference", "fast")]
+                             implementation=name) for name in ("reference", "fast")]
         return _merge(parts, ("reference", "fast"))
-    with on_path(kernels, "check_model"):
+    with on_implementation(implementation, "check_model"):
         return _check_model(model, x, y, eps, max_checks, seed, tolerance)
 
 
@@ -42,7 +46,7 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
                  seed: int, tolerance: float) -> GradcheckReport:
     x = np.array(x, dtype=np.float64)
     model = copy.deepcopy(model)
-    model.kernels = None  # follow the path being checked
+    model.implementation = None  # follow the implementation being checked
     if not model.built:
         model.build((None, *x.shape[1:]))
     model.astype(np.float64)
@@ -51,7 +55,7 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     loss = LossStep(model.loss or CategoricalCrossentropy(from_logits=not model.ends_in_softmax), y)
     steps = _model_steps(model)
     report = GradcheckReport(f'model "{model.name}", input {x.shape}', eps, tolerance,
-                             checked=path_description(steps),
+                             checked=description(steps),
                              sections={s.name: docs_link(s.kind) for s in steps}
                              | {"loss": docs_link(loss.loss_fn)},
                              labels={s.name: s.label for s in steps} | {"loss": "the loss"})
@@ -113,21 +117,22 @@ def _check_end_to_end(steps: list[CheckedStep], loss: LossStep, x: np.ndarray, d
 
 
 def _model_steps(model: Sequential) -> list[CheckedStep]:
-    """The steps the active path runs: every layer on the reference path, fused blocks on the fast one.
+    """The steps the active implementation runs: every layer in the reference one, fused blocks in the
+    fast one.
     The last one stops at the logits when the loss fuses the final softmax."""
-    steps = model.layers if active_path() == "reference" else model.steps()
+    steps = model.layers if implementation.current() == "reference" else model.steps()
     return [CheckedStep(step, affine_only=model.ends_in_softmax and i == len(steps) - 1)
             for i, step in enumerate(steps)]
 
 
-def _merge(parts: list[GradcheckReport], paths: tuple[str, ...]) -> GradcheckReport:
+def _merge(parts: list[GradcheckReport], names: tuple[str, ...]) -> GradcheckReport:
     first = parts[0]
     report = GradcheckReport(first.title, first.eps, first.tolerance, sections=first.sections,
                              labels=first.labels, checked="; ".join(p.checked for p in parts))
-    for part, path in zip(parts, paths, strict=True):
-        report.checks += [dataclasses.replace(c, name=f"{c.name} [{path}]") for c in part.checks]
-        report.step_checks += [dataclasses.replace(c, name=f"{c.name} [{path}]") for c in part.step_checks]
-        report.problems += [Problem(p.step, f"[{path}] {p.message}") for p in part.problems]
+    for part, name in zip(parts, names, strict=True):
+        report.checks += [dataclasses.replace(c, name=f"{c.name} [{name}]") for c in part.checks]
+        report.step_checks += [dataclasses.replace(c, name=f"{c.name} [{name}]") for c in part.step_checks]
+        report.problems += [Problem(p.step, f"[{name}] {p.message}") for p in part.problems]
         report.sections |= part.sections
         report.labels |= part.labels
     return report

@@ -7,30 +7,34 @@ import copy
 import numpy as np
 
 from minicnn import optimizers
+from minicnn.gradcheck.implementation import on_implementation
 from minicnn.gradcheck.numeric import factor_hint, relative_error
-from minicnn.gradcheck.paths import active_path, on_path
 from minicnn.gradcheck.report import TOLERANCE, WORST, Entry, GradcheckReport, Problem, TensorCheck
 from minicnn.gradcheck.sections import docs_link
+from minicnn.implementation import accepts_kernels_keyword
 
 
+@accepts_kernels_keyword
 def check_optimizer(optimizer: optimizers.Optimizer, *, steps: int = 3, seed: int = 0,
-                    tolerance: float = TOLERANCE, kernels: str = "reference") -> GradcheckReport:
+                    tolerance: float = TOLERANCE, implementation: str = "reference") -> GradcheckReport:
     """Check ``steps`` updates of ``optimizer`` against its textbook formula, on float64 parameters.
 
     A fresh copy of the optimizer updates two random parameters with random gradients; each step's
     update is compared with the formula of ``docs/backprop.md#adam`` (Adam: the paper's Algorithm 1
     with Keras' epsilon hat; SGD: Keras' momentum rule). Per step, the report gives the relative
-    error of the update and, when the update is off by one factor, the factor.
+    error of the update and, when the update is off by one factor, the factor. ``implementation``:
+    the one to check, ``"reference"`` (the default) or ``"fast"`` (``kernels=`` is its deprecated
+    old name).
     """
-    with on_path(kernels, "check_optimizer"):
+    with on_implementation(implementation, "check_optimizer"):
         opt = copy.deepcopy(optimizer)
         opt.iterations, opt.state = 0, {}
         rng = np.random.default_rng(seed)
         params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
         textbook = _Textbook(opt)
         report = GradcheckReport(f"{type(opt).__name__}({opt.get_config()})", 0.0, tolerance,
-                                 checked=f"{active_path()} kernels, {steps} steps, each update against "
-                                         "the formula", subject=type(opt).__name__,
+                                 checked=f"{implementation} implementation, {steps} steps, each update "
+                                         "against the formula", subject=type(opt).__name__,
                                  sections={type(opt).__name__: docs_link(type(opt))},
                                  labels={type(opt).__name__: f"{type(opt).__name__}.update"})
         for t in range(1, steps + 1):

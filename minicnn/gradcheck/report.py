@@ -82,7 +82,7 @@ class GradcheckReport:
     step_checks: list[TensorCheck] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     checked: str = ""
-    """What ran: the path, its kernels and the fused steps."""
+    """What ran: the implementation, its kernels and the fused steps."""
     sections: dict[str, str] = field(default_factory=dict)
     """The docs section for each step name."""
     labels: dict[str, str] = field(default_factory=dict)

@@ -1,74 +1,40 @@
-"""The two paths every computation can take, and the hot loops written for each.
-
-minicnn runs every kernel in one of two ways:
-
-- ``"reference"``: plain NumPy (``*_reference`` functions), written to be read next to
-  ``docs/backprop.md``. Gradient checks check this path by default.
-- ``"fast"``: Numba-compiled loops (``*_numba`` functions) that compute the same
-  numbers, plus the fused steps of :mod:`minicnn.fused`. Tests prove each pair equal.
-
-The path is chosen explicitly: per model with ``model.compile(..., kernels="reference")``,
-or for a block of code with ::
-
-    with minicnn.kernels.use("reference"):
-        layer.forward(x)
-
-``MINICNN_KERNELS=fast|reference`` in the environment sets only the default (fast).
-The choice lives in a :class:`contextvars.ContextVar`, so it is local to the thread
-(and asyncio task) that makes it and is restored when the ``with`` block ends.
+"""The hot loops, each written twice: a NumPy reference to read and a Numba kernel to run.
 
 Each kernel pair lives in a module named by its stem (:mod:`~minicnn.kernels.im2col`,
-:mod:`~minicnn.kernels.maxpool`) beside a dispatcher of that stem, made by :func:`pair`,
-that calls one or the other by the active path. Layout is NHWC throughout.
+:mod:`~minicnn.kernels.maxpool`): ``<stem>_reference`` in plain NumPy, written to be read
+next to ``docs/backprop.md``, and ``<stem>_numba``, compiled by :func:`compiled`, that
+computes the same numbers (tests prove each pair equal). Beside them a dispatcher of that
+stem, made by :func:`pair`, calls one or the other by the active implementation
+(:mod:`minicnn.implementation`). Layout is NHWC throughout.
+
+``use``, ``current``, ``PATHS``, ``DEFAULT`` and ``check_path`` here are the deprecated old
+names of :mod:`minicnn.implementation`'s ``use``, ``current``, ``IMPLEMENTATIONS``,
+``DEFAULT`` and ``check``: they still work, with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
-import os
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable
 from typing import TypeVar
 
-PATHS = ("fast", "reference")
+from minicnn import implementation
 
 F = TypeVar("F", bound=Callable)
 
-
-def _default_path() -> str:
-    path = os.environ.get("MINICNN_KERNELS", "fast")
-    if path not in PATHS:
-        raise ValueError(f"MINICNN_KERNELS must be one of {PATHS}; got {path!r}")
-    return path
+_RENAMED = {"use": "use", "current": "current", "PATHS": "IMPLEMENTATIONS", "DEFAULT": "DEFAULT",
+            "check_path": "check"}
+"""The old names of the implementation choice, which lived here, and their names in
+:mod:`minicnn.implementation`."""
 
 
-DEFAULT = _default_path()
-"""The path where nothing chose one: ``MINICNN_KERNELS`` if set, else ``"fast"``."""
-
-_active: contextvars.ContextVar[str] = contextvars.ContextVar("minicnn_kernels", default=DEFAULT)
-
-
-def check_path(path: str, what: str = "kernels") -> str:
-    """Return ``path`` if it names a path, else raise a ValueError naming ``what``."""
-    if path not in PATHS:
-        raise ValueError(f"{what} must be one of {PATHS}; got {path!r}")
-    return path
-
-
-def current() -> str:
-    """The active path: ``"fast"`` or ``"reference"``."""
-    return _active.get()
-
-
-@contextlib.contextmanager
-def use(path: str) -> Iterator[str]:
-    """Run the ``with`` block on ``path`` (``"fast"`` or ``"reference"``), then restore the previous one."""
-    token = _active.set(check_path(path, "kernels.use"))
-    try:
-        yield path
-    finally:
-        _active.reset(token)
+def __getattr__(name: str):
+    if name in _RENAMED:
+        warnings.warn(f"minicnn.kernels.{name} is deprecated: use minicnn.implementation.{_RENAMED[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(implementation, _RENAMED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F], F]:
@@ -91,20 +57,20 @@ def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F],
 
 
 def pair(reference: F, numba: F) -> F:
-    """A function that calls ``reference`` on the reference path and ``numba`` on the fast path."""
+    """A function that calls ``reference`` or ``numba``, by the active implementation."""
 
     @functools.wraps(reference)
     def dispatch(*args, **kwargs):
-        return (numba if _active.get() == "fast" else reference)(*args, **kwargs)
+        return (numba if implementation.current() == "fast" else reference)(*args, **kwargs)
 
-    dispatch.__doc__ = (f":func:`{reference.__name__}` on the reference path, "
-                        f":func:`{numba.__name__}` on the fast path.")
+    dispatch.__doc__ = (f":func:`{reference.__name__}` on the reference implementation, "
+                        f":func:`{numba.__name__}` on the fast one.")
     return dispatch
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_before: int = 0, pad_after: int = 0) -> int:
-    """Length of one spatial axis after a convolution or pooling window slides over it."""
-    return (size + pad_before + pad_after - kernel) // stride + 1
+def conv_output_size(size: int, window: int, stride: int, pad_before: int = 0, pad_after: int = 0) -> int:
+    """Length of one spatial axis after a convolution or pooling window ``window`` long slides over it."""
+    return (size + pad_before + pad_after - window) // stride + 1
 
 
 def window_slice(start: int, count: int, stride: int) -> slice:

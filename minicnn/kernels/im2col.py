@@ -2,8 +2,8 @@
 
 ``im2col_reference`` / ``col2im_reference`` are the readable NumPy versions
 (``docs/backprop.md#im2col-and-col2im``); ``*_numba`` compute the same numbers in
-compiled loops; ``im2col`` / ``col2im`` call one or the other by the active path
-(:mod:`minicnn.kernels`). Images are (N, H, W, C); ``pads = (top, bottom, left, right)``;
+compiled loops; ``im2col`` / ``col2im`` call one or the other by the active implementation
+(:mod:`minicnn.implementation`). Images are (N, H, W, C); ``pads = (top, bottom, left, right)``;
 ``stride`` is one int for both axes or a ``(rows, columns)`` pair.
 
 The Numba kernels (``@compiled``: cached on disk, no zero-division checks) each loop

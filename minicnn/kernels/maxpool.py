@@ -2,7 +2,7 @@
 
 ``maxpool_*_reference`` are the readable NumPy versions (``docs/backprop.md#maxpooling2d``),
 ``maxpool_*_numba`` the compiled ones, and ``maxpool_forward`` / ``maxpool_backward``
-call one or the other by the active path (:mod:`minicnn.kernels`).
+call one or the other by the active implementation (:mod:`minicnn.implementation`).
 """
 
 from __future__ import annotations
