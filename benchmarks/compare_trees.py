@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in args.trees}
     with tempfile.TemporaryDirectory() as caches:
         for name, tree in args.trees:  # untimed: fills each tree's Numba cache
-            run_worker(name, tree, argparse.Namespace(**{**vars(args), "epochs": 1, "train_images": 1024}),
+            run_worker(name, tree, argparse.Namespace(**{**vars(args), "epochs": 2, "train_images": 1024}),
                        Path(caches) / name)
         for repeat in range(args.repeats):
             for name, tree in args.trees if repeat % 2 == 0 else reversed(args.trees):
