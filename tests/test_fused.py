@@ -275,7 +275,7 @@ def test_first_fused_step_skips_the_input_gradient_only_in_training():
     assert model.compute_loss_and_gradients(x, y)[2].shape == x.shape
 
 
-def test_a_fused_step_keeps_the_layer_contract(path):
+def test_a_fused_step_keeps_the_layer_contract(implementation):
     """A fused step is a Step like a layer: name, label, params and grads under the model's names,
     forward and backward with the same checks; its gradients end up in its layers."""
     model = Sequential([Input((6, 6, 1)), Conv2D(2, 3, activation="relu", seed=0), MaxPool2D(2),

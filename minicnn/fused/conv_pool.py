@@ -50,7 +50,7 @@ class ConvPoolBlock(Step):
     ``input_gradient=False`` (a first layer in training) lets the fast implementation skip dx.
     """
 
-    docs_section = "the-fast-path-one-step-for-conv2d--maxpool2d--dropout"
+    docs_section = "the-fast-implementation-one-step-for-conv2d--maxpool2d--dropout"
     activation = "relu"
     """The activation inside the step; on the fast path its cache keeps the output (pooled) as ``a``."""
 
