@@ -16,10 +16,11 @@ from minicnn import _numba_cache  # noqa: F401  (a writable kernel cache, before
 
 # isort: split
 from minicnn import callbacks, implementation, kernels, metrics, optimizers, schedules
+from minicnn.callbacks import History
 from minicnn.layers import *  # noqa: F403  (every layer class, see minicnn.layers)
 from minicnn.layers import __all__ as _layer_names
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, to_categorical
-from minicnn.model import History, Sequential, load_model, model_from_json
+from minicnn.models import Sequential, load_model, model_from_json
 from minicnn.optimizers import SGD, Adam, RMSprop
 from minicnn.seeding import set_random_seed
 

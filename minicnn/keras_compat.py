@@ -16,7 +16,7 @@ The Keras model computes in float32, Keras' default, like minicnn's training.
 from __future__ import annotations
 
 from minicnn.layers import Input, Layer
-from minicnn.model import Sequential
+from minicnn.models import Sequential
 from minicnn.registry import LAYERS
 
 # Training-time extras minicnn has no notion of; a converted model would silently drop them.

@@ -15,7 +15,7 @@ saved one stopped: the same weights, optimizer moments, step count and dropout m
 Layers, optimizers, losses and metrics are found by class name in :mod:`minicnn.registry`,
 or in ``custom_objects`` for classes of one's own (as Keras' ``custom_objects``). This module
 knows the file format, not the model class: ``Sequential.save`` and ``load_model`` (in
-:mod:`minicnn.model`) call it, so the dependency runs one way.
+:mod:`minicnn.models`) call it, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from minicnn.files import atomic_write
 from minicnn.registry import LAYERS, LOSSES, METRICS, OPTIMIZERS, Registry
 
 if TYPE_CHECKING:
-    from minicnn.model import Sequential
+    from minicnn.models import Sequential
 
 FORMAT = "minicnn.npz/1"
 """Written into every file, so :func:`load_model` can tell a minicnn model from any other ``.npz``."""

@@ -29,7 +29,8 @@ import numpy as np
 from minicnn import implementation, optimizers
 from minicnn.layers.base import Step
 from minicnn.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
-from minicnn.model import Sequential
+from minicnn.models import Sequential
+from minicnn.trainers.data_adapters import check_x
 
 DEAD_FRACTION = 0.5
 """Warn when more than this fraction of a ReLU layer's units output 0 for the whole batch."""
@@ -153,7 +154,7 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
     them: for tiny inputs only.
     """
     model = copy.deepcopy(model)
-    x = model._check_x(x, "trace_step")
+    x = check_x(model, x, "trace_step")
     classes = model.output_shape[-1]
     loss_fn = model.loss or (SparseCategoricalCrossentropy if np.ndim(y) == 1 else CategoricalCrossentropy)(
         from_logits=not model.ends_in_softmax)

@@ -28,7 +28,7 @@ import numpy as np
 from minicnn.experiments.evaluation import _figure, _save, confusion_matrix, to_labels
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 from minicnn.losses import to_categorical
-from minicnn.model import Sequential
+from minicnn.models import Sequential
 from minicnn.validation import check_int
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D
-from minicnn.model import Sequential
+from minicnn.models import Sequential
 
 
 def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10,

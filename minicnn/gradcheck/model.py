@@ -16,7 +16,7 @@ from minicnn.gradcheck.sections import docs_link
 from minicnn.gradcheck.steps import CheckedStep, LossStep, generator_states, restore_generators
 from minicnn.implementation import accepts_kernels_keyword
 from minicnn.losses import CategoricalCrossentropy, to_categorical
-from minicnn.model import Sequential
+from minicnn.models import Sequential
 
 
 @accepts_kernels_keyword
