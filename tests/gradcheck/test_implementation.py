@@ -1,16 +1,9 @@
 """The implementation a check runs (:mod:`minicnn.gradcheck.implementation`), and its deprecated name."""
 
-
 import numpy as np
 import pytest
 
-from minicnn import (
-    Adam,
-    Dense,
-    Input,
-    Sequential,
-    gradcheck,
-)
+from minicnn import Adam, Dense, Input, Sequential, gradcheck
 
 rng = np.random.default_rng(0)
 

@@ -1,20 +1,10 @@
 """check_layer's diagnoses (:mod:`minicnn.gradcheck.layer`): wrong shapes and missing gradients named,
 kinks counted and left out, the worst entries and the docs section a report points at."""
 
-
 import numpy as np
 import pytest
 
-from minicnn import (
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    LeakyReLU,
-    MaxPool2D,
-    ReLU,
-    gradcheck,
-)
+from minicnn import AveragePooling2D, BatchNormalization, Conv2D, Dense, LeakyReLU, MaxPool2D, ReLU, gradcheck
 
 rng = np.random.default_rng(0)
 

@@ -1,16 +1,9 @@
 """check_optimizer (:mod:`minicnn.gradcheck.optimizer`): optimizers against their textbook formula."""
 
-
 import numpy as np
 import pytest
 
-from minicnn import (
-    SGD,
-    Adam,
-    gradcheck,
-)
-
-rng = np.random.default_rng(0)
+from minicnn import SGD, Adam, gradcheck
 
 
 @pytest.mark.parametrize("optimizer", [Adam(), Adam(0.01, beta_1=0.5, beta_2=0.9), SGD(0.1),

@@ -6,8 +6,6 @@ import pytest
 
 from minicnn import LeakyReLU, Softmax
 
-rng = np.random.default_rng
-
 
 def test_softmax_rows_sum_to_one_and_survive_large_logits():
     z = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], np.float32)
@@ -15,7 +13,6 @@ def test_softmax_rows_sum_to_one_and_survive_large_logits():
     assert np.isfinite(p).all()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(p[1], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum(), rtol=1e-6)
-
 
 
 def test_leaky_relu_uses_keras_3_default_slope():

@@ -9,11 +9,7 @@ import pytest
 
 from minicnn import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
-rng = np.random.default_rng
-
-
 # --------------------------------------------------------------------------- the layer contract
-
 
 
 def test_inference_forward_keeps_nothing_for_backward():
@@ -58,9 +54,7 @@ def test_argument_errors_name_the_class_itself():
         WideDense(0)
 
 
-
 # --------------------------------------------------------------------------- bad input
-
 
 
 def test_wrong_input_shape_names_the_layer():
@@ -84,7 +78,6 @@ def test_wrong_gradient_shape_is_rejected():
     layer.forward(np.zeros((4, 3), np.float32), training=True)
     with pytest.raises(ValueError, match=r"\(4, 2\).*\(4, 3\)"):
         layer.backward(np.zeros((4, 3), np.float32))
-
 
 
 @pytest.mark.parametrize("make,message", [

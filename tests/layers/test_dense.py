@@ -5,8 +5,6 @@ import pytest
 
 from minicnn import Dense
 
-rng = np.random.default_rng
-
 
 def test_seeded_layers_initialise_identically():
     a, b = Dense(4, seed=3), Dense(4, seed=3)

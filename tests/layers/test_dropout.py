@@ -5,8 +5,6 @@ import numpy as np
 
 from minicnn import Dropout
 
-rng = np.random.default_rng
-
 
 def test_dropout_is_inverted_and_identity_at_inference():
     x = np.ones((200, 50), np.float32)

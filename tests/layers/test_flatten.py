@@ -4,8 +4,6 @@ import numpy as np
 
 from minicnn import Flatten
 
-rng = np.random.default_rng
-
 
 def test_flatten_uses_nhwc_order():
     x = np.arange(2 * 2 * 2 * 3, dtype=np.float32).reshape(2, 2, 2, 3)

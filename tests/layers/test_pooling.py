@@ -6,8 +6,6 @@ from hypothesis import strategies as st
 
 from minicnn import MaxPool2D, gradcheck
 
-rng = np.random.default_rng
-
 
 @given(n=st.integers(1, 3), h=st.integers(2, 9), w=st.integers(2, 9), c=st.integers(1, 3),
        pool=st.integers(1, 3), stride=st.integers(1, 3))
