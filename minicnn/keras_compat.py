@@ -5,7 +5,7 @@ as a minicnn model; :func:`from_keras` builds the minicnn model from a Keras
 ``Sequential``'s layer configs. The weights copy as they are, through
 ``get_weights``/``set_weights``: minicnn keeps Keras' layouts (Conv2D kernels
 (KH, KW, C, F), Dense kernels (D, U), NHWC images flattened in C order) and
-Keras' order (layer by layer, kernel then bias). ``tests/test_keras_parity.py``
+Keras' order (layer by layer, kernel then bias). ``tests/keras_parity/``
 checks that claim on outputs, gradients and training runs rather than trusting it.
 
 TensorFlow and Keras are imported inside the functions only: they are an

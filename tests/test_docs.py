@@ -18,6 +18,10 @@ Links into ``docs/backprop.md`` resolve: every ``backprop.md#anchor`` in the cod
 the notebooks and the README, every ``(#anchor)`` inside backprop.md, and the
 ``docs_section`` of every registered layer, optimizer and loss (which gradient-check reports
 print) is the anchor GitHub gives one of backprop.md's headings.
+
+The tests the docs and the README name exist: every backticked test file or folder under
+``tests/``, every ``file.py::test_name``, and every bare test name (in a table whose header says
+``Test (`file.py::`)``, a test of that file; elsewhere, a test somewhere under ``tests/``).
 """
 
 from __future__ import annotations
@@ -171,3 +175,69 @@ def sections() -> list:
 @pytest.mark.parametrize("section", sections())
 def test_every_class_names_a_section_of_backprop_md(section):
     assert section in backprop_anchors()
+
+
+# --------------------------------------------------------------------------- tests the docs name
+
+TESTS = ROOT / "tests"
+TEST_PATH = re.compile(r"`(?P<path>(?:tests/)?(?:\w+/)*(?:test_\w+\.py|\w+\.py(?=`))?)(?:::(?P<name>\w*))?`")
+"""A backticked test file (``tests/x/test_y.py``, ``x/test_y.py``, ``test_y.py``), a file or folder under
+``tests/`` (``tests/fused/definitions.py``, ``tests/fused/``), each with an optional ``::test_name``."""
+BARE_NAME = re.compile(r"`(test_\w+)`")
+SCOPE = re.compile(r"Test \(`(?P<file>[\w/]+\.py)::`\)|Test \(under `tests/(?P<folder>[\w/]+)/`\)")
+"""A table header naming the file of its rows' bare test names, or the folder their files are in."""
+
+
+def defined_tests(path: Path) -> set[str]:
+    return set(re.findall(r"^(?:async )?def (test_\w+)\(", path.read_text(encoding="utf-8"), re.MULTILINE))
+
+
+def resolve(path: str, folder: str) -> Path | None:
+    """The file or folder ``path`` names, relative to ``tests/`` (a leading ``tests/`` is allowed) or to
+    ``folder`` under it (the table's); None if there is none."""
+    path = path.removeprefix("tests/")
+    return next((p for p in (TESTS / path, TESTS / folder / path) if p.exists()), None)
+
+
+def referenced_tests() -> list:
+    """``pytest.param(where, reference, path, name, folder)`` for every test file, folder and test name
+    the docs and the README name."""
+    found = []
+    for document in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]:
+        scope_file, folder = None, ""
+        for number, line in enumerate(document.read_text(encoding="utf-8").splitlines(), start=1):
+            where = f"{document.relative_to(ROOT)}:{number}"
+            if not line.startswith("|"):
+                scope_file, folder = None, ""
+            elif scope := SCOPE.search(line):
+                scope_file, folder = scope["file"], scope["folder"] or ""
+                continue
+            for match in TEST_PATH.finditer(line):
+                if match["path"] and (match["path"].startswith("tests/") or "test_" in match["path"]):
+                    found.append(pytest.param(where, match[0], match["path"], match["name"], folder,
+                                              id=f"{where} {match[0]}"))
+            for match in BARE_NAME.finditer(line):
+                file = scope_file if line.startswith("|") else None
+                found.append(pytest.param(where, match[0], file, match[1], folder, id=f"{where} {match[0]}"))
+    return found
+
+
+def test_the_test_references_are_found():
+    """Guards the search itself: a broken pattern would silently check nothing."""
+    references = [param.values for param in referenced_tests()]
+    assert len(references) >= 100
+    assert ("docs/reliability.md:49", "`test_refuses_to_replace_a_directory_naming_it`", "test_files.py",
+            "test_refuses_to_replace_a_directory_naming_it", "") in references
+    assert any(ref[2] == "test_idx.py" and ref[4] == "datasets" for ref in references)
+
+
+@pytest.mark.parametrize(("where", "reference", "path", "name", "folder"), referenced_tests())
+def test_every_test_the_docs_name_exists(where, reference, path, name, folder):
+    """Every test file, folder and ``file.py::test_name`` (or bare test name) the docs name exists."""
+    if path is None:  # a bare name outside a table that names its file: a test somewhere under tests/
+        assert any(name in defined_tests(p) for p in TESTS.rglob("*.py")), f"{where}: no test {reference}"
+        return
+    found = resolve(path, folder)
+    assert found is not None, f"{where}: {reference} names no file or folder under tests/"
+    if name:
+        assert name in defined_tests(found), f"{where}: {found.relative_to(ROOT)} has no {name}"

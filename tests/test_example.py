@@ -291,8 +291,7 @@ def test_resume_refuses_other_flags_and_a_held_folder(example, digits_run, tmp_p
     shutil.copytree(digits_run[0], out)
     with pytest.raises(SystemExit, match=r"belongs to another run: epochs: 1 there, 2 here"):
         example.main([*DIGITS, "--epochs", "2", "--resume", str(out)])
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_rundir import hold_lock
+    from experiments.test_rundir import hold_lock
 
     holder = hold_lock(out)
     try:

@@ -13,8 +13,8 @@ a quarter as many values, in one pass::
     out = a * mask
 
 Backward mirrors it: ``d = dout * mask * (a > 0)``, then ``dW`` and ``dx`` from the
-window maxima only (``conv_pool_backward_numba``). ``tests/test_fused.py`` proves the
-two implementations equal to 1e-10 in float64.
+window maxima only (``conv_pool_backward_numba``). ``tests/fused/test_conv_pool.py`` proves
+the two implementations equal to 1e-10 in float64.
 
 The block is a step like a layer (:class:`~minicnn.layers.base.Step`): the same contract,
 with its layers' parameters under the names the model gives them (``"conv2d/kernel"``).

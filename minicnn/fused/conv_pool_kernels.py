@@ -1,7 +1,8 @@
 """Numba kernels of the fused Conv2D(relu) -> MaxPooling2D -> Dropout step (:mod:`minicnn.fused.conv_pool`).
 
 They have no NumPy twins of their own: the step's reference is the three layers'
-forward and backward passes, and ``tests/test_fused.py`` proves these kernels equal to them.
+forward and backward passes, and ``tests/fused/test_conv_pool_kernels.py`` proves these kernels
+equal to them.
 ``W`` is the Keras kernel (KH, KW, C, F); images are (N, H, W, C); ``pads = (top, bottom,
 left, right)``. The step pools the convolution *without* its bias, ``xw = im2col(x) @ W``:
 ``pooled, argmax = maxpool(xw)``.

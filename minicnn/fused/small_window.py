@@ -6,7 +6,7 @@ the filters innermost keeps their accumulators in memory. So each image is split
 offset is a constant shift: the convolution becomes long contiguous loops over all
 pooled positions, 4 filters and 3 taps per pass. The backward pass reuses the planes.
 Called by the dispatchers in :mod:`minicnn.fused.conv_pool_kernels`, whose contract
-they share; ``tests/test_fused.py`` proves them equal to the definition.
+they share; ``tests/fused/test_small_window.py`` proves them equal to the definition.
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_conv_pool_blocked import integer_valued
-from test_fused import assert_forward_matches_definition, conv_pool_forward_by_definition, make_case
 
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.fused import winograd
 from minicnn.kernels.im2col import im2col_reference
+
+from .definitions import (
+    assert_forward_matches_definition,
+    conv_pool_forward_by_definition,
+    integer_valued,
+    make_case,
+)
 
 geometry_3x3 = st.tuples(
     st.integers(1, 3),  # N

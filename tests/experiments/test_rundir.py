@@ -24,7 +24,7 @@ with RunLock(sys.argv[1]):
 
 def hold_lock(directory):
     """A child process that takes the lock on ``directory`` and sleeps; returned once it holds it."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     child = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True,
                              env=env)
     assert child.stdout.readline() == "held\n"

@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from minicnn.experiments import parallel  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_kfold.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist_kfold.py"
 
 
 @pytest.fixture(scope="module")

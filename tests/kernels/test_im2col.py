@@ -1,11 +1,14 @@
-"""The Numba kernels agree with the NumPy references, and the references with the maths."""
+"""im2col and col2im (:mod:`minicnn.kernels.im2col`): the Numba kernels agree with the NumPy references,
+and the references with the definition; col2im is im2col's adjoint."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minicnn.kernels import im2col as conv_kernels
-from minicnn.kernels import maxpool as pool_kernels
+
+rng = np.random.default_rng
 
 
 def naive_im2col(x, kh, kw, stride, pads):
@@ -64,47 +67,14 @@ def test_col2im_is_the_adjoint_of_im2col(case, dtype):
     np.testing.assert_allclose(fast, reference, rtol=tol, atol=tol)
 
 
-def naive_maxpool(x, pool, stride):
-    n, h, w, c = x.shape
-    oh, ow = (h - pool) // stride + 1, (w - pool) // stride + 1
-    out = np.zeros((n, oh, ow, c), x.dtype)
-    for i in range(oh):
-        for j in range(ow):
-            out[:, i, j] = x[:, i * stride:i * stride + pool, j * stride:j * stride + pool].max(axis=(1, 2))
-    return out
-
-
-pool_cases = st.tuples(st.integers(1, 3), st.integers(2, 9), st.integers(2, 9), st.integers(1, 4),
-                       st.integers(1, 3), st.integers(1, 3))
-
-
-@given(pool_cases, st.booleans())
-def test_maxpool_fast_and_reference_agree_even_with_ties(case, with_ties):
-    n, h, w, c, pool, stride = case
-    if pool > min(h, w):
-        return
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
-    if with_ties:
-        x = np.round(x)  # many equal values in each window
-    out_ref, arg_ref = pool_kernels.maxpool_forward_reference(x, pool, stride)
-    out_fast, arg_fast = pool_kernels.maxpool_forward_numba(x, pool, stride)
-    np.testing.assert_array_equal(out_ref, naive_maxpool(x, pool, stride))
-    np.testing.assert_array_equal(out_fast, out_ref)
-    np.testing.assert_array_equal(arg_fast, arg_ref)
-    dout = rng.standard_normal(out_ref.shape).astype(np.float32)
-    dx_ref = pool_kernels.maxpool_backward_reference(dout, arg_ref, x.shape, pool, stride)
-    dx_fast = pool_kernels.maxpool_backward_numba(dout, arg_fast, x.shape, pool, stride)
-    np.testing.assert_allclose(dx_fast, dx_ref, rtol=1e-6, atol=1e-6)
-    # Each output gradient lands exactly once, so nothing is lost or doubled.
-    np.testing.assert_allclose(dx_ref.sum(), dout.sum(), rtol=1e-4, atol=1e-4)
-
-
-def test_maxpool_tie_goes_to_the_first_maximum_only():
-    x = np.ones((1, 2, 2, 1), np.float32)
-    pairs = ((pool_kernels.maxpool_forward_reference, pool_kernels.maxpool_backward_reference),
-             (pool_kernels.maxpool_forward_numba, pool_kernels.maxpool_backward_numba))
-    for forward, backward in pairs:
-        _, argmax = forward(x, 2, 2)
-        dx = backward(np.full((1, 1, 1, 1), 3.0, np.float32), argmax, x.shape, 2, 2)
-        np.testing.assert_array_equal(dx[0, :, :, 0], [[3.0, 0.0], [0.0, 0.0]])
+@pytest.mark.parametrize("stride", [(1, 2), (2, 3), (3, 1)])
+def test_im2col_and_col2im_with_unequal_strides_are_equal_in_both_implementations(stride):
+    x = rng(0).standard_normal((2, 9, 8, 3))
+    pads = (1, 0, 2, 1)
+    reference = conv_kernels.im2col_reference(x, 3, 2, stride, pads)
+    np.testing.assert_array_equal(conv_kernels.im2col_numba(x, 3, 2, stride, pads), reference)
+    d = rng(1).standard_normal(reference.shape)
+    dx = conv_kernels.col2im_reference(d, x.shape, stride, pads)
+    fast = conv_kernels.col2im_numba(d, x.shape, stride, pads)
+    np.testing.assert_allclose(fast, dx, rtol=1e-12, atol=1e-12)
+    assert np.isclose(np.sum(reference * d), np.sum(x * dx))  # col2im is the adjoint of im2col

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_conv_pool_blocked import integer_valued
-from test_fused import conv_pool_backward_by_definition, conv_pool_forward_by_definition, make_case
-from test_winograd import geometry_3x3
 
 from minicnn.fused import conv_pool_kernels as fast
 from minicnn.fused import winograd
+
+from .definitions import (
+    conv_pool_backward_by_definition,
+    conv_pool_forward_by_definition,
+    integer_valued,
+    make_case,
+)
+from .test_winograd import geometry_3x3
 
 
 def made_3x3(case):

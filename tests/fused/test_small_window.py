@@ -1,0 +1,69 @@
+"""The small-window kernels (:mod:`minicnn.fused.small_window`, for windows of at most
+``SMALL_WINDOW`` values) compute exactly what the definition computes, ties included."""
+
+import numpy as np
+import pytest
+
+from minicnn.fused import conv_pool_kernels as fast
+from minicnn.kernels.im2col import im2col_reference
+
+from .definitions import (
+    conv_pool_backward_by_definition,
+    conv_pool_forward_by_definition,
+    integer_valued,
+    make_case,
+)
+
+SMALL_WINDOW_CASES = [
+    (3, 28, 28, 1, 32, 3, 1, True, 2, 2),  # the MNIST model's first convolution
+    (2, 9, 7, 3, 5, 3, 1, True, 2, 2),  # 3 channels, odd sizes
+    (2, 11, 9, 3, 6, 3, 2, True, 2, 2),  # stride 2
+    (2, 10, 9, 1, 7, 2, 2, False, 3, 3),  # 2x2 kernel, STEP 6
+    (2, 9, 10, 2, 3, 3, 1, False, 3, 1),  # overlapping pools
+    (1, 6, 7, 1, 4, 1, 1, False, 2, 3),  # 1x1 kernel, pools with gaps between them
+]
+
+
+def exact_small_window_case(case, dtype):
+    """An integer-valued case (exact sums in float32 and float64, so maxima tie) in ``dtype``."""
+    x, W, *rest = integer_valued(make_case(case))
+    assert W[..., 0].size <= fast.SMALL_WINDOW
+    return (x.astype(dtype), W.astype(dtype), *rest)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SMALL_WINDOW_CASES)
+def test_small_window_forward_matches_the_definition_ties_included(case, dtype):
+    made = exact_small_window_case(case, dtype)
+    pooled_ref, argmax_ref = conv_pool_forward_by_definition(*made)
+    pooled, argmax = fast.conv_pool_forward_numba(*made)
+    assert pooled.dtype == dtype
+    np.testing.assert_array_equal(pooled, pooled_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
+def test_small_window_cases_have_ties():
+    x, W, stride, pads, pool, pool_stride = exact_small_window_case(SMALL_WINDOW_CASES[0], np.float64)
+    cols = im2col_reference(x, 3, 3, stride, pads)
+    xw = cols.reshape(-1, 9) @ W.reshape(9, -1)  # (N*28*28, F), rows (n, i, j)
+    windows = xw.reshape(3, 14, 2, 14, 2, -1)
+    tied = (windows == windows.max(axis=(2, 4), keepdims=True)).sum(axis=(2, 4)) > 1
+    assert tied.mean() > 0.05  # so that "first maximum wins" is tested
+
+
+@pytest.mark.parametrize("input_gradient", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SMALL_WINDOW_CASES)
+def test_small_window_backward_matches_the_layers_backward(case, dtype, input_gradient):
+    made = exact_small_window_case(case, dtype)
+    _, argmax = conv_pool_forward_by_definition(*made)
+    rng = np.random.default_rng(5)
+    d = (rng.integers(-3, 4, argmax.shape) * (rng.random(argmax.shape) < 0.7)).astype(dtype)
+    dW_ref, dx_ref = conv_pool_backward_by_definition(d, argmax, *made, input_gradient)
+    dW, dx = fast.conv_pool_backward_numba(d, argmax, *made, input_gradient)
+    assert dW.dtype == dtype
+    np.testing.assert_array_equal(dW, dW_ref)  # integer sums: exact in any order
+    if input_gradient:
+        np.testing.assert_array_equal(dx, dx_ref)
+    else:
+        assert dx is None
