@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn import missing
+
+__all__ = ["linear", "linear_backward", "relu", "relu_backward", "sigmoid", "sigmoid_backward", "softmax",
+           "softmax_backward", "tanh", "tanh_backward"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
+
 
 def linear(z: np.ndarray) -> np.ndarray:
     """Keras' ``"linear"`` activation, the identity: ``a = z``."""

@@ -29,7 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from minicnn import missing
 from minicnn.files import atomic_write
+
+__all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LearningRateScheduler",
+           "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
 
 Logs = dict[str, float]
 

@@ -25,7 +25,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from minicnn import missing
 from minicnn.registry import LOSSES
+
+__all__ = ["CategoricalCrossentropy", "Loss", "SparseCategoricalCrossentropy", "get", "log_softmax",
+           "softmax_cross_entropy", "to_categorical"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -148,14 +154,17 @@ def get(loss: str | Loss) -> Loss:
 
 
 def to_categorical(y, num_classes: int | None = None, dtype=np.float32) -> np.ndarray:
-    """Integer class labels of shape (N,) -> one-hot array of shape (N, num_classes).
+    """Integer class labels of shape (N,) or (N, 1) -> one-hot array of shape (N, num_classes).
 
-    Like ``keras.utils.to_categorical``, but a label outside ``[0, num_classes)``
-    or a non-integer label is an error instead of a silent wrong row.
+    Like ``keras.utils.to_categorical`` (which also drops a last axis of size 1, as CIFAR-10's
+    (N, 1) labels have), but a label outside ``[0, num_classes)`` or a non-integer label is an
+    error instead of a silent wrong row.
     """
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
     if y.ndim != 1:
-        raise ValueError(f"to_categorical: expected labels of shape (N,); got {y.shape}")
+        raise ValueError(f"to_categorical: expected labels of shape (N,) or (N, 1); got {y.shape}")
     if y.size and not np.issubdtype(y.dtype, np.number):
         raise TypeError(f"to_categorical: labels must be integers; got dtype {y.dtype}")
     if y.size and not np.issubdtype(y.dtype, np.integer):

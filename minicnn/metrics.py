@@ -24,9 +24,15 @@ from typing import ClassVar
 
 import numpy as np
 
+from minicnn import missing
 from minicnn.losses import to_categorical
 from minicnn.registry import METRICS
 from minicnn.validation import check_int
+
+__all__ = ["CategoricalAccuracy", "Metric", "SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
+           "TopKCategoricalAccuracy", "get", "serialize"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
 
 
 class Metric:

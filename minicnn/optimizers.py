@@ -5,19 +5,31 @@
 parameter's name (``"conv2d/kernel"``), created on first sight and kept across
 steps, so one optimizer serves a whole model and never resets between batches.
 All arithmetic stays in the parameters' dtype (float32 in training).
+
+As in Keras, the learning-rate schedules are here too, ``minicnn.optimizers.schedules`` (the
+module :mod:`minicnn.schedules`), also for ``from minicnn.optimizers.schedules import ...``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import ClassVar
 
 import numpy as np
 
-from minicnn import schedules
+from minicnn import missing, schedules
 from minicnn.kernels import compiled, pair
 from minicnn.registry import OPTIMIZERS
 from minicnn.validation import check_positive
+
+__all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "adam_update", "adam_update_numba", "adam_update_reference",
+           "get", "schedules"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
+
+# keras.optimizers.schedules as a module path too, as os.path is: `from minicnn.optimizers.schedules import`
+sys.modules[f"{__name__}.schedules"] = schedules
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import math
 
+from minicnn import missing
 from minicnn.registry import SCHEDULES
 from minicnn.validation import check_positive
+
+__all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "deserialize", "serialize"]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
 
 
 class LearningRateSchedule:

@@ -3,6 +3,10 @@ and scikit-learn's 8x8 digits.
 
 :func:`load_mnist`, :func:`load_fashion_mnist` and :func:`load_cifar10` return the arrays
 ``keras.datasets.<name>.load_data()`` returns (CIFAR-10's labels as (N,), not Keras' (N, 1)).
+Keras' own paths work too: ``mnist.load_data()``, ``fashion_mnist.load_data()`` and
+``cifar10.load_data()`` (labels (N, 1) there), so ``keras.datasets.mnist.load_data()`` runs
+under ``import minicnn as keras``; Keras' other datasets raise
+:class:`~minicnn.missing.MissingFeatureError` saying which minicnn has.
 Each looks for its files in, by priority:
 
 1. ``data_dir`` when given (the files directly in it, or in ``data_dir/<name>/``);
@@ -25,11 +29,14 @@ The modules, one job each: :mod:`~minicnn.datasets.base` (the error, the size li
 argument and checksum checks), :mod:`~minicnn.datasets.idx` (the IDX format),
 :mod:`~minicnn.datasets.cifar10` (CIFAR-10's binary format and its loader),
 :mod:`~minicnn.datasets.mnist` (MNIST, Fashion-MNIST and other four-file IDX datasets),
+:mod:`~minicnn.datasets.fashion_mnist` (Keras' path to Fashion-MNIST),
 :mod:`~minicnn.datasets.download` (where files are found, the cache, downloads and their
 checks), :mod:`~minicnn.datasets.images` (:func:`prepare_images`) and
 :mod:`~minicnn.datasets.digits` (:func:`load_digits`). Everything public is imported here.
 """
 
+from minicnn import missing
+from minicnn.datasets import cifar10, fashion_mnist, mnist
 from minicnn.datasets.base import MAX_BYTES, DatasetError, Split
 from minicnn.datasets.cifar10 import (
     CIFAR10,
@@ -74,5 +81,7 @@ __all__ = [
     "MNIST", "MNIST_FILES", "MNIST_MIRRORS", "MNIST_SHA256", "TEST_IMAGES", "TEST_LABELS", "TRAIN_IMAGES",
     "TRAIN_LABELS", "DatasetError", "Split", "cache_dir", "fetch", "load_cifar10", "load_cifar10_binary",
     "load_digits", "load_fashion_mnist", "load_idx_dataset", "load_mnist", "load_mnist_all",
-    "prepare_images", "read_idx",
+    "prepare_images", "read_idx", "cifar10", "fashion_mnist", "mnist",
 ]
+
+__getattr__ = missing.module_getattr(__name__)

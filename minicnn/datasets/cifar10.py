@@ -2,7 +2,8 @@
 
 :func:`load_cifar10` returns what ``keras.datasets.cifar10.load_data()`` returns (labels as
 (N,), not Keras' (N, 1)), found or downloaded as :mod:`minicnn.datasets.download` says and
-checked against the archive's published SHA-256. :func:`load_cifar10_binary` reads any
+checked against the archive's published SHA-256; :func:`load_data` is Keras' path, with Keras'
+(N, 1) labels. :func:`load_cifar10_binary` reads any
 archive or folder in the format, checking the format only. Nothing is ever unpickled: the
 Python version of CIFAR-10 is not read at all. The archive is never decompressed past
 ``max_bytes``, whatever its headers say.
@@ -158,3 +159,16 @@ def load_cifar10(
     archive = directory / CIFAR10_ARCHIVE
     check_sha256(archive, file_sha256(archive), CIFAR10.expected(archive), "file")
     return load_cifar10_binary(archive, max_bytes=max_bytes)
+
+
+def load_data() -> tuple[Split, Split]:
+    """``keras.datasets.cifar10.load_data()``: :func:`load_cifar10` with its defaults, and the
+    labels shaped as Keras shapes them.
+
+    ``((x_train, y_train), (x_test, y_test))``: (50000, 32, 32, 3) and (10000, 32, 32, 3) uint8
+    images, channels-last, and uint8 labels of shape (50000, 1) and (10000, 1), Keras' shapes
+    (:func:`load_cifar10` gives them as (N,)). ``SparseCategoricalCrossentropy`` and
+    :func:`minicnn.utils.to_categorical` take labels of either shape.
+    """
+    (x_train, y_train), (x_test, y_test) = load_cifar10()
+    return (x_train, y_train[:, np.newaxis]), (x_test, y_test[:, np.newaxis])

@@ -4,6 +4,7 @@
 returns, found or downloaded as :mod:`minicnn.datasets.download` says and checked against
 their published SHA-256 before they are decoded. :func:`load_idx_dataset` reads any folder of
 the four files (KMNIST, synthetic test data), checking the format only unless given checksums.
+:func:`load_data` is Keras' path, ``keras.datasets.mnist.load_data()``.
 """
 
 from __future__ import annotations
@@ -189,3 +190,14 @@ def load_fashion_mnist(
     max_bytes = checked_max_bytes(max_bytes, "load_fashion_mnist")
     directory = ensure_files(FASHION_MNIST, data_dir, download, "load_fashion_mnist")
     return _load_idx_files(directory, FASHION_MNIST, max_bytes)
+
+
+def load_data() -> tuple[Split, Split]:
+    """``keras.datasets.mnist.load_data()``: :func:`load_mnist` with its defaults.
+
+    ``((x_train, y_train), (x_test, y_test))``: (60000, 28, 28) and (10000, 28, 28) uint8 images,
+    (60000,) and (10000,) uint8 labels, Keras' shapes and dtypes. The files come from
+    ``$MINICNN_DATA/mnist/`` or the cache (downloaded there once and verified), not Keras' npz;
+    for another folder call ``load_mnist(data_dir)``.
+    """
+    return load_mnist()

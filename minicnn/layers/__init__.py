@@ -2,9 +2,11 @@
 
 The contract all of them keep is in :mod:`minicnn.layers.base`. A new layer is one new
 module here, registered with ``@LAYERS.register()`` (:mod:`minicnn.registry`), imported
-below, plus its kernels, docs and tests.
+below, plus its kernels, docs and tests. Keras' layers that minicnn lacks raise
+:class:`~minicnn.missing.MissingFeatureError` naming the layers it has.
 """
 
+from minicnn import missing
 from minicnn.layers.activation import Activation, LeakyReLU, ReLU, Softmax
 from minicnn.layers.average_pooling import (
     AveragePooling2D,
@@ -26,3 +28,5 @@ __all__ = [
     "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "Input", "Layer", "LeakyReLU", "MaxPool2D",
     "MaxPooling2D", "ReLU", "Softmax",
 ]
+
+__getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
