@@ -1,5 +1,6 @@
 """Helpers of benchmarks/machine.py, bench_speed.py and profile_layers.py that compute reported figures."""
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -134,3 +135,36 @@ def test_loaded_ratio_to_keras_is_set_against_the_quiet_ratio_of_the_same_run():
     over = bench.loaded_over_quiet({0: {2: quiet}, 1: {2: loaded}})
     assert over == {1: {2: {"train": 0.625, "predict": 1.5}}}
     assert bench.loaded_over_quiet({1: {2: loaded}}) == {}
+
+
+def zoo_parameter_counts(framework: str) -> dict[str, int]:
+    """Each zoo model's parameter count in ``framework``, BatchNormalization's moving statistics included."""
+    zoo = load("bench_zoo")
+    if framework == "torch":
+        counts = {}
+        for name, spec in zoo.ZOO.items():
+            model = zoo.torch_model(spec)
+            moving = sum(b.numel() for key, b in model.named_buffers() if key.endswith(("mean", "var")))
+            counts[name] = sum(p.numel() for p in model.parameters()) + moving
+        return counts
+    module = importlib.import_module(framework)
+    return {name: zoo.keras_style_model(module, spec).count_params() for name, spec in zoo.ZOO.items()}
+
+
+def test_zoo_models_are_the_same_in_pytorch():
+    """The zoo is written once as Keras calls; a wrong translation to torch.nn changes some model's size."""
+    pytest.importorskip("torch", reason="PyTorch is the bench extra: pip install -e '.[bench]'")
+    assert zoo_parameter_counts("torch") == zoo_parameter_counts("minicnn")
+
+
+def test_zoo_models_are_the_same_in_keras():
+    pytest.importorskip("tensorflow", reason="the keras extra: pip install -e '.[keras]'")
+    assert zoo_parameter_counts("keras") == zoo_parameter_counts("minicnn")
+
+
+def test_zoo_ratios_are_minicnns_figure_over_the_others():
+    zoo = load("bench_zoo")
+    row = lambda train, predict: {"train": train, "predict": predict}  # noqa: E731
+    summary = {"minicnn": row(300.0, 100.0), "keras": row(100.0, 200.0)}
+    assert (zoo.ratio(summary, "keras", "train"), zoo.ratio(summary, "keras", "predict")) == (3.0, 0.5)
+    assert zoo.ratio(summary, "torch", "train") is None  # not measured: no ratio, not a crash
