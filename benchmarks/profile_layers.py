@@ -2,9 +2,11 @@
 
     python benchmarks/profile_layers.py                         # fast (Numba, fused steps), then reference
     python benchmarks/profile_layers.py --implementation fast   # one of them (--kernels: its old name)
+    python benchmarks/profile_layers.py --model cifar10         # another model of bench_zoo.py's zoo
 
-In the fast implementation, each Conv2D -> MaxPooling2D -> Dropout run is one
-fused step, so it is one row. Times are medians over ``--steps`` training
+The model is the published MNIST model (``seed``) or another of the zoo in
+``bench_zoo.py``, on random data. In the fast implementation, layers fused into
+one step (Conv2D -> MaxPooling2D -> Dropout, say) are one row. Times are medians over ``--steps`` training
 steps at ``--batch-size``, after warm-up steps that pay for compilation.
 
 Each row also gives the step's achieved GFLOP/s and GB/s, next to the
@@ -30,11 +32,11 @@ import time
 from collections import defaultdict
 
 import numpy as np
+from bench_zoo import ZOO, keras_style_model  # benchmarks/bench_zoo.py, beside this script
 from machine import describe_cpu, describe_in_subprocess  # benchmarks/machine.py, beside this script
 
 import minicnn
 from minicnn import implementation
-from minicnn.experiments.published_model import mnist_cnn
 from minicnn.layers import Conv2D, Dense
 from minicnn.losses import softmax_cross_entropy
 
@@ -89,22 +91,24 @@ def timed(times: list, fn, *args):
     return result
 
 
-def profile(name: str, batch_size: int, steps: int, warmup: int = 3) -> dict[str, dict[str, float]]:
+def profile(name: str, batch_size: int, steps: int, warmup: int = 3,
+            model_name: str = "seed") -> dict[str, dict[str, float]]:
     """Per step name: median milliseconds forward and backward, and their FLOPs and bytes, in
-    implementation ``name``.
+    implementation ``name``, of the zoo model ``model_name``.
 
     Rows for every step of the model, plus the loss and the Adam update.
     """
     with implementation.use(name):
-        return _profile(batch_size, steps, warmup)
+        return _profile(batch_size, steps, warmup, model_name)
 
 
-def _profile(batch_size: int, steps: int, warmup: int) -> dict[str, dict[str, float]]:
+def _profile(batch_size: int, steps: int, warmup: int, model_name: str) -> dict[str, dict[str, float]]:
     minicnn.set_random_seed(0)
-    model = mnist_cnn()
+    spec = ZOO[model_name]
+    model = keras_style_model(minicnn, spec)
     model.compile("adam", loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
-    x = rng.random((batch_size, 28, 28, 1), dtype=np.float32)
+    x = rng.random((batch_size, *spec["input"]), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch_size)]
     fwd, bwd = defaultdict(list), defaultdict(list)
     work: dict[str, dict[str, float]] = defaultdict(dict)
@@ -155,10 +159,11 @@ def rate(amount: float, ms: float, unit: float) -> str:
     return f"{amount / (ms / 1000) / unit:,.0f}" if amount and ms > 0 else ""
 
 
-def print_table(name: str, rows: dict[str, dict[str, float]], batch_size: int, limits: dict) -> None:
+def print_table(name: str, rows: dict[str, dict[str, float]], batch_size: int, limits: dict,
+                model_name: str = "seed") -> None:
     total = sum(r["forward"] + r["backward"] for r in rows.values())
     peak, bandwidth = limits["sgemm_square_gflops"], limits["copy_gb_per_s"]
-    print(f"\n{name} implementation, batch {batch_size}: {total:.1f} ms per step "
+    print(f"\n{model_name}, {name} implementation, batch {batch_size}: {total:.1f} ms per step "
           f"(~{1000 * batch_size / total:,.0f} images/s from the sum of medians)")
     print(f"| {'step':<36} | fwd ms | bwd ms | share | fwd GFLOP/s | bwd GFLOP/s "
           f"| of sgemm {peak:.0f} | GB/s | of copy {bandwidth:.0f} |")
@@ -180,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--implementation", "--kernels", choices=implementation.IMPLEMENTATIONS,
                         action="append", help="the implementation to profile (repeatable; default: both; "
                                               "--kernels is its old name)")
+    parser.add_argument("--model", choices=list(ZOO), default="seed",
+                        help="the model, from bench_zoo.py's zoo (default: the published MNIST model)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="measured training steps")
     args = parser.parse_args(argv)
@@ -190,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{machine['limits']['sgemm_conv2_gflops']:.0f} GFLOP/s (conv2 shape); "
           f"copy {machine['limits']['copy_gb_per_s']:.1f} GB/s")
     for name in args.implementation or list(implementation.IMPLEMENTATIONS):
-        print_table(name, profile(name, args.batch_size, args.steps), args.batch_size, machine["limits"])
+        rows = profile(name, args.batch_size, args.steps, model_name=args.model)
+        print_table(name, rows, args.batch_size, machine["limits"], args.model)
 
 
 if __name__ == "__main__":
