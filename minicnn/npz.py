@@ -87,15 +87,21 @@ class NpzReader:
     def read(self, name: str, kinds: str, shape: tuple[int, ...] | None = None,
              max_bytes: int | None = None) -> np.ndarray:
         """The array ``name``, read only if its header declares a dtype of one of the ``kinds``
-        (``"f"``: floats, ``"U"``: a string), ``shape`` (if given) and at most ``max_bytes``."""
+        (``"f"``: floats, ``"U"``: a string), ``shape`` (if given), at most ``max_bytes``, and as
+        many bytes of data as the zip directory declares."""
         with self._zip.open(self._members[name]) as member:
-            found, fortran_order, dtype, nbytes = self._read_header(name, member)
+            found, fortran_order, dtype = self._read_header(name, member)
             if dtype.kind not in kinds or dtype.hasobject:
                 raise NpzError(f"{name} in {self.path} is an array of {dtype}; expected one of the kinds "
                                f"{kinds!r} (f: floats, U: text)")
             if shape is not None and found != tuple(shape):
                 raise NpzError(f"{name} in {self.path} declares the shape {found}; expected {tuple(shape)}. "
                                "Nothing was read")
+            nbytes = math.prod(found) * dtype.itemsize
+            declared = self._members[name].file_size - member.tell()
+            if nbytes != declared:
+                raise NpzError(f"{name} in {self.path} declares {found} {dtype} ({nbytes:,} bytes) in its "
+                               f"header, but {declared:,} bytes of data in the zip directory")
             if max_bytes is not None and nbytes > max_bytes:
                 raise NpzError(f"{name} in {self.path} declares {nbytes:,} bytes, more than {max_bytes:,}")
             data = np.empty(math.prod(found), dtype)
@@ -108,21 +114,14 @@ class NpzReader:
                                    f"{nbytes:,} bytes")
         return data.reshape(found[::-1]).T if fortran_order else data.reshape(found)
 
-    def _read_header(self, name: str, member) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-        """Shape, Fortran order, dtype and data size from the header, checked against the directory."""
+    def _read_header(self, name: str, member) -> tuple[tuple[int, ...], bool, np.dtype]:
+        """Shape, Fortran order and dtype from the npy header at the start of ``member``."""
         try:
             version = npy_format.read_magic(member)
             if version == (1, 0):
-                shape, fortran_order, dtype = npy_format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = npy_format.read_array_header_2_0(member)
-            else:
-                raise ValueError(f"npy format version {version} is not read here (1.0 and 2.0 are)")
+                return npy_format.read_array_header_1_0(member)
+            if version == (2, 0):
+                return npy_format.read_array_header_2_0(member)
+            raise ValueError(f"npy format version {version} is not read here (1.0 and 2.0 are)")
         except (ValueError, EOFError) as exc:
             raise NpzError(f"{name} in {self.path} has no valid npy header: {exc}") from exc
-        nbytes = math.prod(shape) * dtype.itemsize
-        declared = self._members[name].file_size - member.tell()
-        if nbytes != declared:
-            raise NpzError(f"{name} in {self.path} declares {shape} {dtype} ({nbytes:,} bytes) in its "
-                           f"header, but {declared:,} bytes of data in the zip directory")
-        return shape, fortran_order, dtype, nbytes
