@@ -157,9 +157,14 @@ def _load(path: Path, source: str, data: NpzReader, model_class: type[Sequential
             layer.state = {key: array(f"{layer.name}/state/{key}", value)
                            for key, value in layer.state.items()}
     with _malformed(source, "the random generators"):
-        for layer in model.layers:
-            if layer.name in config["rng"]:
-                layer.rng.bit_generator.state = config["rng"][layer.name]
+        states = config["rng"]
+        if not isinstance(states, dict):
+            raise TypeError(f"expected a dict {{layer name: generator state}}; got {reprlib.repr(states)}")
+        layers = {layer.name: layer for layer in model.layers if hasattr(layer, "rng")}
+        for name, state in states.items():
+            if name not in layers:
+                raise ValueError(f"{name!r} names no layer with a random generator")
+            layers[name].rng.bit_generator.state = state
     if config["compile"] is not None:
         with _malformed(source, "the compile settings"):
             _compile(model, config["compile"], data, array, source, custom_objects)
