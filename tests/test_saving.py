@@ -415,3 +415,22 @@ def test_any_damaged_config_loads_or_is_a_model_file_error_naming_the_file(tmp_p
         model_from_json(json.dumps({"class_name": "Sequential", "config": config.get("model")}))
     except ModelFileError as error:
         assert str(error).startswith("model_from_json")
+
+
+def test_load_weights_checks_each_header_against_the_model_before_reading(tmp_path):
+    model = tiny_model()
+    model.save_weights(tmp_path / "m.weights.npz")
+    members = members_of(tmp_path / "m.weights.npz")
+    head = npy_header((2**27,))
+    members["dense/kernel.npy"] = (deflated_zeros(head, 2**29), len(head) + 2**29, 0)
+    write_zip(tmp_path / "bomb.weights.npz", members)
+    before = model.get_weights()
+    peak, error = peak_while_refused(lambda: model.load_weights(tmp_path / "bomb.weights.npz"))
+    assert peak < 2**20
+    assert re.search(r"load_weights: dense/kernel in .*bomb\.weights\.npz declares the shape \(134217728,\); "
+                     r"expected \(27, 4\)", str(error))
+    (tmp_path / "junk.weights.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match=r"load_weights: .*junk\.weights\.npz is not a readable weights"):
+        model.load_weights(tmp_path / "junk.weights.npz")
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
