@@ -151,11 +151,9 @@ def _load(path: Path, source: str, data: NpzReader, model_class: type[Sequential
             raise ModelFileError(f"load_model: {key} in {path} holds NaN or infinite values")
         return stored.astype(like.dtype)
 
-    with _malformed(source, "the weights"):
-        for layer in model.layers:
-            layer.params = {key: array(f"{layer.name}/{key}", value) for key, value in layer.params.items()}
-            layer.state = {key: array(f"{layer.name}/state/{key}", value)
-                           for key, value in layer.state.items()}
+    for layer in model.layers:
+        layer.params = {key: array(f"{layer.name}/{key}", value) for key, value in layer.params.items()}
+        layer.state = {key: array(f"{layer.name}/state/{key}", value) for key, value in layer.state.items()}
     with _malformed(source, "the random generators"):
         states = config["rng"]
         if not isinstance(states, dict):
