@@ -272,7 +272,7 @@ def _weight_slots(model: Sequential):
 def _find(registry: Registry, name: str, custom_objects: dict[str, type], source: str) -> type:
     """The class named ``name`` in ``custom_objects`` or else in ``registry``; ModelFileError otherwise."""
     if not isinstance(name, str):
-        raise TypeError(f"a {registry.kind}'s class_name must be a string; got {reprlib.repr(name)}")
+        raise TypeError(f"{registry.kind} class names must be strings; got {reprlib.repr(name)}")
     if name in custom_objects:
         return custom_objects[name]
     if name not in registry:
@@ -302,7 +302,7 @@ def _build(spec: dict, source: str, model_class: type[Sequential], custom_object
 def _instance(registry: Registry, class_spec: dict, custom_objects: dict[str, type], source: str):
     """An object of the class ``class_spec["class_name"]`` made from the keyword arguments in ``"config"``."""
     if not isinstance(class_spec, dict) or not isinstance(class_spec["config"], dict):
-        raise TypeError(f'a {registry.kind} must be {{"class_name": ..., "config": {{...}}}}; '
+        raise TypeError(f'{registry.kind} entries must be {{"class_name": ..., "config": {{...}}}}; '
                         f"got {reprlib.repr(class_spec)}")
     return _find(registry, class_spec["class_name"], custom_objects, source)(**class_spec["config"])
 
