@@ -5,8 +5,9 @@
 is inflated in full before anyone can look at it. :class:`NpzReader` looks first, in the
 spirit of Keras' ``safe_mode`` and ``tarfile``'s extraction filters:
 
-- on opening, the zip's central directory: how many members there are, and the sum of
-  the sizes they declare uncompressed, against ``max_bytes``;
+- on opening, the zip's central directory: its own size (from the end-of-directory record,
+  before ``zipfile`` parses it), and the sum of the sizes its members declare uncompressed,
+  against ``max_bytes``;
 - before reading a member, its npy header (``numpy.lib.format``): the dtype (only the
   kinds the caller expects; never objects, so never a pickle), the shape the caller
   expects, and that the size the header declares is the size the directory declares.
@@ -29,8 +30,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-MAX_MEMBERS = 100_000
-"""The most members an archive may have: its directory is parsed before anything else is checked."""
+MAX_DIRECTORY_BYTES = 2**22
+"""The largest zip directory read (4 MiB, some 40,000 members): ``zipfile`` parses all of it on
+opening, into Python objects some ten times its size, so its size is checked before."""
 
 CHUNK_BYTES = 2**20
 """How much of a member is inflated at a time."""
@@ -51,7 +53,12 @@ class NpzReader:
 
     def __init__(self, path: str | os.PathLike, max_bytes: int | None):
         self.path = Path(path)
-        self._zip = zipfile.ZipFile(self.path)  # FileNotFoundError and BadZipFile go to the caller
+        with open(self.path, "rb") as f:  # FileNotFoundError and BadZipFile go to the caller
+            end = zipfile._EndRecData(f)  # private, but the one reader of the end record that parses no more
+        if end is not None and end[zipfile._ECD_SIZE] > MAX_DIRECTORY_BYTES:
+            raise NpzError(f"{self.path} has a zip directory of {end[zipfile._ECD_SIZE]:,} bytes, more than "
+                           f"{MAX_DIRECTORY_BYTES:,}")
+        self._zip = zipfile.ZipFile(self.path)
         try:
             self._members = self._check_directory(max_bytes)
         except BaseException:
@@ -66,8 +73,6 @@ class NpzReader:
 
     def _check_directory(self, max_bytes: int | None) -> dict[str, zipfile.ZipInfo]:
         infos = self._zip.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise NpzError(f"{self.path} has {len(infos):,} members, more than {MAX_MEMBERS:,}")
         declared = sum(info.file_size for info in infos)
         if max_bytes is not None and declared > max_bytes:
             raise NpzError(f"{self.path} declares {declared:,} bytes of arrays uncompressed, more than "

@@ -1,6 +1,7 @@
 """NpzReader (minicnn.npz): sizes from the zip directory and the npy headers are checked before any
 array is allocated or read; what is read is what np.load would read."""
 
+import struct
 import tracemalloc
 import zlib
 
@@ -54,6 +55,13 @@ def test_a_zip_bomb_is_refused_from_its_directory_without_inflating(tmp_path):
     assert peak < 2**20
     with pytest.raises(NpzError, match=r"bomb\.npz declares 536,871,040 bytes"):
         NpzReader(tmp_path / "bomb.npz", max_bytes=2**28)
+
+
+def test_a_zip_directory_too_large_to_parse_is_refused_before_parsing(tmp_path):
+    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 2**23, 0, 0)
+    (tmp_path / "d.npz").write_bytes(end_record)  # a directory of 8 MiB, said to start at 0
+    with pytest.raises(NpzError, match=r"d\.npz has a zip directory of 8,388,608 bytes, more than 4,194,304"):
+        NpzReader(tmp_path / "d.npz", max_bytes=2**30)
 
 
 def test_a_header_of_another_shape_is_refused_before_the_data_are_read(tmp_path):
