@@ -163,8 +163,8 @@ def _load(path: Path, source: str, data: NpzReader, model_class: type[Sequential
             if name not in layers:
                 raise ValueError(f"{name!r} names no layer with a random generator")
             layers[name].rng.bit_generator.state = state
-    if config["compile"] is not None:
-        with _malformed(source, "the compile settings"):
+    with _malformed(source, "the compile settings"):
+        if config["compile"] is not None:
             _compile(model, config["compile"], data, array, source, custom_objects)
     return model
 
