@@ -110,3 +110,11 @@ def test_a_member_that_is_not_an_array_is_refused(tmp_path):
     write_zip(tmp_path / "x.npz", {"evil.pkl": member(b"cos\nsystem\n")})
     with pytest.raises(NpzError, match=r"x\.npz holds 'evil\.pkl', which is not an \.npy array"):
         NpzReader(tmp_path / "x.npz", max_bytes=2**20)
+
+
+def test_read_refuses_a_member_larger_than_its_own_limit(tmp_path):
+    np.savez(tmp_path / "a.npz", config=np.array("x" * 100))  # 400 bytes as NumPy stores text
+    with NpzReader(tmp_path / "a.npz", max_bytes=2**20) as data:
+        assert str(data.read("config", "U", shape=(), max_bytes=400)) == "x" * 100
+        with pytest.raises(NpzError, match=r"config in .*a\.npz declares 400 bytes, more than 399"):
+            data.read("config", "U", shape=(), max_bytes=399)
