@@ -1,7 +1,11 @@
 """Atomic file writes: a reader sees the old file or the complete new one, never half of one.
 
 The new content goes to a hidden temporary file beside the target, named
-``.<name>.<host>-<pid>-<random>.part``, which is then renamed over the target.
+``.<name>.<host>-<pid>-<random>.part``, which is flushed to the disk (``fsync``), then
+renamed over the target, and then the folder is flushed too, so that the rename itself
+survives a power loss. Without the first ``fsync`` a file system may commit the rename
+before the data, and a power loss leaves an empty or partial "atomic" file; without the
+second, the old file may come back.
 A process killed mid-write leaves its ``.part`` file behind; the next write of
 the same path from the same host removes it once its process is gone.
 """
@@ -35,7 +39,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
     ``verify(temporary_path)``, if given, runs on the finished temporary file
     and may raise to reject it. The temporary file sits in the same directory
     (the same file system, so ``os.replace`` is atomic) and is deleted
-    whatever goes wrong.
+    whatever goes wrong. The file is ``fsync``-ed before the rename and its folder
+    after it, so once this returns the new content survives a power loss.
 
     Only a regular file is ever replaced: a directory, device, FIFO or socket at
     ``path`` is a FileExistsError naming it. A symlink is written through: its
@@ -54,12 +59,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)  # mkstemp's 0600 would make results private by accident
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
         if verify is not None:
             verify(tmp)
         _replaceable_mode(target, path)  # again: something may have appeared while writing
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to the disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _replaceable_mode(target: Path, path: str | os.PathLike) -> int:

@@ -45,6 +45,43 @@ def test_rejected_write_leaves_the_old_file_and_no_temporary(tmp_path):
 # --- what may be replaced ---------------------------------------------------------------------
 
 
+def test_the_file_is_flushed_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        calls.append(("fsync folder",) if stat.S_ISDIR(info.st_mode) else ("fsync file", info.st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write(target, lambda f: f.write(b"new content"))
+    # the whole content is in the file when it is flushed (Python's buffer was emptied first)
+    assert calls == [("fsync file", len(b"new content")), ("replace", target), ("fsync folder",)]
+    assert target.read_bytes() == b"new content"
+
+
+def test_a_failing_fsync_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+
+    def fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
 def test_refuses_to_replace_a_directory_naming_it(tmp_path):
     target = tmp_path / "model.npz"
     target.mkdir()

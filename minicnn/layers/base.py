@@ -211,6 +211,15 @@ class Layer(Step):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
+    def count_weights(self, input_shape: tuple) -> int:
+        """How many values ``build(input_shape)`` creates in ``params`` and ``state``, without creating them.
+
+        :func:`minicnn.load_model` checks a file's architecture against its memory limit this
+        way before it builds anything. Layers with weights override it; a layer of one's own
+        that does not is counted as having none.
+        """
+        return 0
+
     def get_config(self) -> dict:
         config: dict[str, Any] = {"name": self.name}
         if not self.trainable:

@@ -48,6 +48,9 @@ class BatchNormalization(Layer):
     def get_config(self) -> dict:
         return {"momentum": self.momentum, "epsilon": self.epsilon, **super().get_config()}
 
+    def count_weights(self, input_shape: tuple) -> int:
+        return 4 * input_shape[-1]  # gamma, beta, moving_mean, moving_variance
+
     def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         c = self.input_shape[-1]

@@ -80,6 +80,10 @@ class Conv2D(_Activated):
             raise ValueError(f"{self.label()}: kernel {self.kernel_size} does not fit input {input_shape}")
         return (oh, ow, self.filters)
 
+    def count_weights(self, input_shape: tuple) -> int:
+        (kh, kw), c, f = self.kernel_size, input_shape[-1], self.filters
+        return kh * kw * c * f + (f if self.use_bias else 0)
+
     def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         h, w, c = self.input_shape

@@ -46,6 +46,10 @@ class Dense(_Activated):
                              "Add a Flatten() first.")
         return (self.units,)
 
+    def count_weights(self, input_shape: tuple) -> int:
+        (d,) = input_shape
+        return d * self.units + self.units
+
     def build(self, input_shape: tuple) -> None:
         super().build(input_shape)
         d = self.input_shape[0]

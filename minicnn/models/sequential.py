@@ -275,16 +275,21 @@ class Sequential(Trainer):
         saving.load_weights(self, path)
 
 
-def load_model(path: str | os.PathLike, custom_objects: dict[str, type] | None = None) -> Sequential:
+def load_model(path: str | os.PathLike, custom_objects: dict[str, type] | None = None, *,
+               max_bytes: int = saving.MAX_BYTES) -> Sequential:
     """Rebuild a model written by :meth:`Sequential.save`: architecture, weights, state, and the
     compile settings and optimizer state if it was compiled (:func:`minicnn.saving.load_model`).
-    ``custom_objects``: classes of one's own that the file names, by class name (``{"Scale": Scale}``)."""
-    return saving.load_model(path, Sequential, custom_objects)
+    ``custom_objects``: classes of one's own that the file names, by class name (``{"Scale": Scale}``).
+    ``max_bytes`` (1 GiB): the most the file's arrays and the model's weights may take, checked
+    before anything is read or built; raise it for a larger model from a file you trust."""
+    return saving.load_model(path, Sequential, custom_objects, max_bytes)
 
 
-def model_from_json(text: str, custom_objects: dict[str, type] | None = None) -> Sequential:
-    """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote."""
-    return saving.model_from_json(text, Sequential, custom_objects)
+def model_from_json(text: str, custom_objects: dict[str, type] | None = None, *,
+                    max_bytes: int = saving.MAX_BYTES) -> Sequential:
+    """The (untrained, uncompiled) model whose architecture :meth:`Sequential.to_json` wrote;
+    ``max_bytes`` caps its weights, checked before it is built."""
+    return saving.model_from_json(text, Sequential, custom_objects, max_bytes)
 
 
 def _unique_name(base: str, taken: set) -> str:

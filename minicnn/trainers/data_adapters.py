@@ -213,6 +213,18 @@ def per_sample_weights(targets: np.ndarray, sample_weight, class_weight, dtype, 
     if weights.shape != (len(targets),) or weights.dtype.kind not in "biuf":
         raise ValueError(f"{verb}: sample_weight must be {len(targets)} numbers, one per sample; "
                          f"got {weights.dtype} of shape {weights.shape}")
+    what = "class_weight" if class_weight is not None else "sample_weight"
     if not (np.isfinite(weights).all() and (weights >= 0).all()):
-        raise ValueError(f"{verb}: sample weights (and class weights) must be finite and >= 0")
-    return weights.astype(dtype)
+        raise ValueError(f"{verb}: {what} must be finite and >= 0; got {_first_bad(weights, weights)}")
+    with np.errstate(over="ignore"):
+        cast = weights.astype(dtype)
+    if not np.isfinite(cast).all():  # finite as given, but too large for the model's dtype
+        raise ValueError(f"{verb}: {what} must be finite as {np.dtype(dtype)} (the model computes in it, up "
+                         f"to {np.finfo(dtype).max:.3g}); got {_first_bad(cast, weights)}")
+    return cast
+
+
+def _first_bad(checked: np.ndarray, given: np.ndarray) -> str:
+    """``given``'s first value where ``checked`` is not finite or negative, with its index."""
+    index = int(np.flatnonzero(~(np.isfinite(checked) & (checked >= 0)))[0])
+    return f"{given[index].item()!r} for sample {index}"

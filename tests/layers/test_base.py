@@ -6,6 +6,7 @@ gradient per parameter) is the spec's ``check_contract``, run on every entry of 
 
 import numpy as np
 import pytest
+from example_models import every_layer_model, tiny_model
 
 from minicnn import Activation, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
@@ -92,3 +93,13 @@ def test_wrong_gradient_shape_is_rejected():
 def test_bad_arguments_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_count_weights_counts_what_build_creates_without_building():
+    model = every_layer_model()
+    tiny = tiny_model()
+    layers = [*model.layers, *tiny.layers]
+    assert {type(layer).__name__ for layer in layers} >= {"Conv2D", "BatchNormalization", "Dense"}
+    for layer in layers:
+        fresh = type(layer)(**layer.get_config())
+        assert fresh.count_weights(layer.input_shape) == layer.count_params() and not fresh.built

@@ -82,3 +82,25 @@ def compiled():
 def test_bad_data_gets_a_clear_error(compiled, x, y, error, message):
     with pytest.raises(error, match=message):
         compiled.fit(x, y, verbose=0)
+
+
+@pytest.mark.parametrize("weights,message", [
+    ([1.0, 1.0, 1e39, 1.0], r"fit: sample_weight must be finite as float32 .*3\.4e\+38.*"
+                            r"got 1e\+39 for sample 2"),
+    ([1.0, np.inf, 1.0, 1.0], r"fit: sample_weight must be finite and >= 0; got inf for sample 1"),
+    ([1.0, 1.0, 1.0, -2.0], r"fit: sample_weight must be finite and >= 0; got -2\.0 for sample 3"),
+])
+def test_a_sample_weight_float32_cannot_hold_is_named_not_blamed_on_the_learning_rate(compiled, weights,
+                                                                                     message):
+    before = compiled.get_weights()
+    with pytest.raises(ValueError, match=message):
+        compiled.fit(np.zeros((4, 8, 8, 1), np.float32), [0, 1, 2, 3], sample_weight=np.array(weights),
+                     verbose=0)
+    for a, b in zip(before, compiled.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # refused before any step
+
+
+def test_a_class_weight_float32_cannot_hold_is_named(compiled):
+    message = r"fit: class_weight must be finite as float32.*got 1e\+300 for sample 1"
+    with pytest.raises(ValueError, match=message):
+        compiled.fit(np.zeros((4, 8, 8, 1), np.float32), [0, 1, 2, 3], class_weight={1: 1e300}, verbose=0)
