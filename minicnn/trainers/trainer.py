@@ -3,13 +3,13 @@
 
 :class:`minicnn.models.Sequential` inherits them, as Keras' ``Model`` inherits its ``Trainer``.
 The model brings the structure and the maths: ``compute_loss_and_gradients`` (one forward and
-backward pass), ``parameters_and_gradients``, ``logits``, its call (the outputs),
-``implementation_context`` and ``implementation`` (which :meth:`Trainer.compile` sets). A training
-step is that forward and backward pass, then one optimizer step over the trainable parameters
-(``docs/backprop.md#the-training-step``). ``fit`` takes its batches from a data adapter
-(:mod:`minicnn.trainers.data_adapters`) and runs with BLAS held to one thread
-(:func:`minicnn.threads.one_blas_thread`); ``evaluate`` and ``predict`` run their batches
-side by side, one per thread.
+backward pass, weight penalties included), ``regularization_loss``, ``parameters_and_gradients``,
+``logits``, its call (the outputs), ``implementation_context`` and ``implementation`` (which
+:meth:`Trainer.compile` sets). A training step is that forward and backward pass, then one
+optimizer step over the trainable parameters (``docs/backprop.md#the-training-step``). ``fit``
+takes its batches from a data adapter (:mod:`minicnn.trainers.data_adapters`) and runs with BLAS
+held to one thread (:func:`minicnn.threads.one_blas_thread`); ``evaluate`` and ``predict`` run
+their batches side by side, one per thread.
 """
 
 from __future__ import annotations
