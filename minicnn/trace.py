@@ -65,6 +65,11 @@ class Stats:
         a = np.asarray(a)
         return cls(a.shape, str(a.dtype), float(a.mean()), float(a.std()), float(np.mean(a == 0)))
 
+    @property
+    def norm(self) -> float:
+        """The array's 2-norm, from its mean and std: ``sqrt((mean² + std²) · size)``."""
+        return math.sqrt((self.mean**2 + self.std**2) * math.prod(self.shape))
+
     def __str__(self) -> str:
         return (f"{str(self.shape):<18} {self.dtype:<8} mean {self.mean:>10.3e}  std {self.std:>9.3e}  "
                 f"zeros {self.zeros:>6.1%}")
@@ -83,6 +88,8 @@ class StepRecord:
     """The gradient of the loss with respect to this step's output."""
     dead_units: tuple[int, int] | None = None
     """ReLU units that output 0 for the whole batch, and the number of units."""
+    layer_names: tuple[str, ...] = ()
+    """The names of the layers the step runs (one, or a fused block's)."""
     logits: bool = False
     """True for the last step when the loss fuses the final softmax: ``output`` is then the logits
     ``z``, before the softmax, and ``gradient`` is ``dL/dz``."""
@@ -264,7 +271,8 @@ def _record(step: Step, output: np.ndarray, gradient: np.ndarray, running: str) 
     layers = step.layers
     return StepRecord(step.name, " -> ".join(type(layer).__name__ for layer in layers),
                       running == "fast" and len(layers) > 1, Stats.of(output),
-                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step))
+                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step),
+                      tuple(layer.name for layer in layers))
 
 
 def _cache_bytes(holders: list[Step]) -> int:
@@ -301,8 +309,7 @@ def health_warnings(trace: StepTrace) -> list[str]:
             found.append(f"dead ReLUs in {s.name}: {dead} of {units} units output 0 for every input of the "
                          "batch, so they get no gradient and stop learning (a learning rate too high, or "
                          "biases pushed negative?)")
-    norms = [math.sqrt((s.gradient.mean**2 + s.gradient.std**2) * math.prod(s.gradient.shape))
-             for s in trace.steps]  # ||gradient||, from its mean and std
+    norms = [s.gradient.norm for s in trace.steps]
     if not all(math.isfinite(n) for n in norms + [trace.loss]):
         found.append("exploding gradients: a gradient or the loss is not finite")
     elif norms and norms[-1] > 0:
