@@ -39,7 +39,9 @@ __getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: se
 
 class Regularizer:
     """Base class: ``regularizer(W)`` is the penalty (a float), ``regularizer.gradient(W)`` its gradient
-    (an array of ``W``'s shape and dtype). A penalty of one's own subclasses it and writes both."""
+    (an array of ``W``'s shape and dtype). A penalty of one's own subclasses it and writes both, and
+    ``get_config``; a model file names it by class name, so it loads with
+    ``minicnn.load_model(path, custom_objects={"MyPenalty": MyPenalty})``."""
 
     docs_section: ClassVar[str] = "l2-regularisation"
     """The anchor of the section of ``docs/backprop.md`` that derives the penalties."""

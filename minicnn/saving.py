@@ -12,7 +12,7 @@ The file holds NumPy arrays and one JSON document, never pickled objects:
 
 So :func:`minicnn.load_model` returns a model that continues training exactly where the
 saved one stopped: the same weights, optimizer moments, step count and dropout masks.
-Layers, optimizers, losses and metrics are found by class name in :mod:`minicnn.registry`,
+Layers, optimizers, losses, metrics and regularizers are found by class name in :mod:`minicnn.registry`,
 or in ``custom_objects`` for classes of one's own (as Keras' ``custom_objects``). This module
 knows the file format, not the model class: ``Sequential.save`` and ``load_model`` (in
 :mod:`minicnn.models`) call it, so the dependency runs one way.
@@ -204,10 +204,18 @@ def _build(spec: dict, path: Path, model_class: type[Sequential], custom_objects
     model = model_class(name=spec["name"])
     for layer_spec in spec["layers"]:
         cls = _find(LAYERS, layer_spec["class_name"], custom_objects, path)
-        model.add(cls(**layer_spec["config"]))
+        model.add(cls(**{key: _custom(value, custom_objects) for key, value in layer_spec["config"].items()}))
     if spec["input_shape"] is not None:
         model.build((None, *spec["input_shape"]))
     return model
+
+
+def _custom(value, custom_objects: dict[str, type]):
+    """A setting of a layer's config: a ``{"class_name", "config"}`` dict naming a class of ``custom_objects``
+    (a regularizer of one's own) becomes an instance of it, ``from_config``; anything else stays as it is."""
+    if isinstance(value, dict) and value.get("class_name") in custom_objects:
+        return custom_objects[value["class_name"]].from_config(value.get("config") or {})
+    return value
 
 
 def _compile_config(model: Sequential) -> dict[str, Any] | None:

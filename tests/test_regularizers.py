@@ -202,21 +202,30 @@ def test_regularizers_survive_saving_and_json(tmp_path):
     assert loaded.regularization_loss() == model.regularization_loss()
 
 
-def test_a_regularizer_of_ones_own_is_trained_and_checked():
-    class Quartic(Regularizer):
-        def __init__(self, c=1.0):
-            self.c = c
+class Quartic(Regularizer):
+    """A penalty of one's own: ``c * sum(W**4)``."""
 
-        def __call__(self, w):
-            return self.c * float(np.sum(w ** 4))
+    def __init__(self, c=1.0):
+        self.c = c
 
-        def gradient(self, w):
-            return 4 * self.c * w ** 3
+    def __call__(self, w):
+        return self.c * float(np.sum(w ** 4))
 
-        def get_config(self):
-            return {"c": self.c}
+    def gradient(self, w):
+        return 4 * self.c * w ** 3
 
+    def get_config(self):
+        return {"c": self.c}
+
+
+def test_a_regularizer_of_ones_own_is_checked_saved_and_loaded(tmp_path):
     model = Sequential([Input((3,)), Dense(2, activation="softmax", kernel_regularizer=Quartic(2.0))])
     gradcheck.check_model(model, rng.random((2, 3)), [0, 1]).assert_ok()
     w = model.layers[0].params["kernel"].astype(np.float64)
     assert model.regularization_loss() == pytest.approx(2.0 * np.sum(w ** 4), rel=1e-6)
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="no regularizer 'Quartic'"):
+        load_model(tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz", custom_objects={"Quartic": Quartic})
+    penalty = loaded.layers[0].kernel_regularizer
+    assert type(penalty) is Quartic and penalty.c == 2.0
