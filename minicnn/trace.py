@@ -258,13 +258,16 @@ def _check_values_size(activations: int, parameters: int, samples: int) -> None:
     if total <= MAX_VALUES:
         return
     start = f"trace_step: values=True would print {total:,} numbers (at most {MAX_VALUES:,})"
-    if parameters > MAX_VALUES // 2:
+    if parameters >= MAX_VALUES:
         raise ValueError(f"{start}, {parameters:,} of them for the parameters (each weight, its gradient and "
                          "its update), whatever the input: a smaller input does not help. Use a smaller "
                          "model (fewer filters or units), or values=False")
-    fewer = "fewer samples, e.g. x[:1], or " if samples > 1 else "a smaller image, or "
+    if samples > 1 and parameters + activations // samples <= MAX_VALUES:
+        advice = "fewer samples, e.g. x[:1]"
+    else:
+        advice = f"a smaller image or model ({parameters:,} of the numbers are the parameters')"
     raise ValueError(f"{start}, {activations:,} of them for the input, activations and gradients of "
-                     f"{samples} sample{'s' if samples > 1 else ''}: use {fewer}values=False")
+                     f"{samples} sample{'s' if samples > 1 else ''}: use {advice}, or values=False")
 
 
 def _record(step: Step, output: np.ndarray, gradient: np.ndarray, running: str) -> StepRecord:

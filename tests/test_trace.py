@@ -12,6 +12,7 @@ from minicnn import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     Input,
     MaxPool2D,
     Sequential,
@@ -201,12 +202,18 @@ def test_values_says_where_too_many_numbers_come_from():
     assert "x[:1]" not in str(raised.value)
     with pytest.raises(ValueError, match=r"of 600 samples: use fewer samples, e\.g\. x\[:1\]"):
         trace.trace_step(small_model(), *data(n=600), values=True)
+    large_image = Sequential([Input((80, 80, 1)), Conv2D(2, 3, seed=0), GlobalAveragePooling2D(),
+                              Dense(2, seed=1)])
+    with pytest.raises(ValueError, match=r"of 1 sample: use a smaller image or model") as raised:
+        trace.trace_step(large_image, np.zeros((1, 80, 80, 1), np.float32), [0], values=True)
+    assert "x[:1]" not in str(raised.value)
 
 
 def test_the_ln_k_check_applies_to_an_untrained_model_only():
-    model, (x, y) = small_model(), data()
-    model.compile(Adam(0.05), "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=60, batch_size=4, verbose=0)
+    (x, y) = data()
+    model = Sequential([Input((6, 6, 1)), Flatten(), Dense(3, activation="softmax", seed=0)])  # convex
+    model.compile(Adam(0.1), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=100, batch_size=4, verbose=0)
     result = trace.trace_step(model, x, y)
     assert result.loss < 0.5 * result.ln_k  # trained: far below ln K, as it should be
     assert not any("ln K" in w for w in result.warnings)

@@ -112,10 +112,10 @@ def _check_end_to_end(model: Sequential, steps: list[CheckedStep], loss: LossSte
     end_to_end = {"x": (x, dx)}
     penalty_gradients = model.regularization_gradients()
     for step, analytic in reversed(done):
-        end_to_end |= {name: (param, analytic[key] + penalty_gradients[name] if name in penalty_gradients
-                              else analytic[key])
-                       for key, param in step.params.items() if key in analytic
-                       for name in [step.param_key(key)]}
+        for key, param in step.params.items():
+            if key in analytic:
+                name = step.param_key(key)
+                end_to_end[name] = (param, analytic[key] + penalty_gradients.get(name, 0.0))
     return [check.tensor(name, None, target, grad, loss_and_switches)
             for name, (target, grad) in end_to_end.items()]
 
