@@ -7,7 +7,7 @@ See ``docs/backprop.md`` for the derivation behind every backward pass and
 Keras' namespaces are here under Keras' names, so ``import minicnn as keras`` runs Keras code
 that stays within what minicnn has: ``keras.datasets.mnist.load_data()``, ``keras.utils``,
 ``keras.layers``, ``keras.losses``, ``keras.optimizers`` (with ``.schedules``),
-``keras.metrics``, ``keras.callbacks``, ``keras.initializers``, ``keras.activations``,
+``keras.metrics``, ``keras.callbacks``, ``keras.initializers``, ``keras.regularizers``, ``keras.activations``,
 ``keras.models``, ``keras.Input``, ``keras.Sequential``. What minicnn lacks (``keras.Model``,
 ``keras.ops``, ``keras.applications``, ...) raises :class:`minicnn.missing.MissingFeatureError`
 saying what it offers instead (``docs/keras.md``, "Keras' namespaces").
@@ -34,10 +34,11 @@ from minicnn.seeding import set_random_seed
 
 # isort: split
 # Keras' namespaces (keras.datasets, keras.utils, ...) and top-level classes, for `import minicnn as keras`
-from minicnn import activations, datasets, initializers, layers, losses, missing, models, utils
+from minicnn import activations, datasets, initializers, layers, losses, missing, models, regularizers, utils
 from minicnn.losses import Loss
 from minicnn.metrics import Metric
 from minicnn.optimizers import Optimizer
+from minicnn.regularizers import Regularizer
 
 __version__ = "0.1.0"
 
@@ -45,8 +46,8 @@ __all__ = [
     *_layer_names, "SGD", "Adam", "RMSprop", "CategoricalCrossentropy", "History", "Sequential",
     "SparseCategoricalCrossentropy", "callbacks", "implementation", "kernels", "load_model", "metrics",
     "model_from_json", "optimizers", "schedules", "set_random_seed", "to_categorical",
-    "Loss", "Metric", "Optimizer", "activations", "datasets", "initializers", "layers", "losses", "models",
-    "utils",
+    "Loss", "Metric", "Optimizer", "Regularizer", "activations", "datasets", "initializers", "layers",
+    "losses", "models", "regularizers", "utils",
 ]
 
 __getattr__ = missing.module_getattr(__name__)  # keras.Model, keras.ops, ...: see minicnn.missing

@@ -20,8 +20,7 @@ from minicnn.models import Sequential
 from minicnn.registry import LAYERS
 
 # Training-time extras minicnn has no notion of; a converted model would silently drop them.
-_ABSENT = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-           "kernel_constraint", "bias_constraint")
+_ABSENT = ("activity_regularizer", "kernel_constraint", "bias_constraint")
 
 
 def to_keras(model: Sequential):

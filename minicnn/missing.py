@@ -77,9 +77,6 @@ MISSING: dict[str, dict[str, str]] = {
         "preprocessing": "minicnn has no preprocessing module (keras.preprocessing): it trains on NumPy "
                          "arrays; minicnn.datasets loads MNIST, Fashion-MNIST and CIFAR-10, and "
                          "minicnn.datasets.prepare_images scales uint8 images to float32 in [0, 1]",
-        **_each("regularizers Regularizer", "minicnn has no keras.{name} (no kernel_regularizer=): its "
-                "layers take no weight penalty; regularize with Dropout or BatchNormalization layers, or "
-                "stop with callbacks.EarlyStopping"),
         "constraints": "minicnn has no weight constraints (keras.constraints, kernel_constraint=): its "
                        "layers' weights are unconstrained",
         **_each("mixed_precision dtype_policies DTypePolicy quantizers", "minicnn has no keras.{name}: it "
@@ -201,6 +198,9 @@ MISSING: dict[str, dict[str, str]] = {
         "legacy": "minicnn has no legacy optimizers (keras.optimizers.legacy): its SGD, RMSprop and "
                   "Adam follow Keras 3",
     },
+    "minicnn.regularizers": _each(
+        "OrthogonalRegularizer orthogonal_regularizer", "minicnn has no {name} (keras.regularizers.{name}): "
+        "its weight penalties are L2, L1 and L1L2 (kernel_regularizer='l2')"),
     "minicnn.schedules": _each(
         "PiecewiseConstantDecay PolynomialDecay InverseTimeDecay CosineDecayRestarts", "minicnn has no "
         "{name} schedule (keras.optimizers.schedules.{name}): it has ExponentialDecay and CosineDecay "

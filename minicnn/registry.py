@@ -85,3 +85,6 @@ SCHEDULES = Registry("learning-rate schedule")
 
 INITIALIZERS = Registry("kernel initializer")
 """Kernel initialiser functions by Keras' name and class name (``"he_normal"``, ``"HeNormal"``)."""
+
+REGULARIZERS = Registry("regularizer")
+"""Weight penalty classes by class name and Keras' name (``"L2"``, ``"l2"``)."""

@@ -12,7 +12,7 @@ The file holds NumPy arrays and one JSON document, never pickled objects:
 
 So :func:`minicnn.load_model` returns a model that continues training exactly where the
 saved one stopped: the same weights, optimizer moments, step count and dropout masks.
-Layers, optimizers, losses and metrics are found by class name in :mod:`minicnn.registry`,
+Layers, optimizers, losses, metrics and regularizers are found by class name in :mod:`minicnn.registry`,
 or in ``custom_objects`` for classes of one's own (as Keras' ``custom_objects``). This module
 knows the file format, not the model class: ``Sequential.save`` and ``load_model`` (in
 :mod:`minicnn.models`) call it, so the dependency runs one way.
@@ -304,7 +304,8 @@ def _instance(registry: Registry, class_spec: dict, custom_objects: dict[str, ty
     if not isinstance(class_spec, dict) or not isinstance(class_spec["config"], dict):
         raise TypeError(f'{registry.kind} entries must be {{"class_name": ..., "config": {{...}}}}; '
                         f"got {reprlib.repr(class_spec)}")
-    return _find(registry, class_spec["class_name"], custom_objects, source)(**class_spec["config"])
+    config = {key: _custom(value, custom_objects) for key, value in class_spec["config"].items()}
+    return _find(registry, class_spec["class_name"], custom_objects, source)(**config)
 
 
 def _list(value) -> list:
@@ -350,6 +351,14 @@ def _check_sizes(layers: list[Layer], input_shape: tuple[int, ...] | None, sourc
                                      f"{values} ({math.prod(values) * WEIGHT_BYTES:,} bytes), more than "
                                      f"max_bytes={max_bytes:,}; nothing was built")
         shape = output_shape
+
+
+def _custom(value, custom_objects: dict[str, type]):
+    """A setting of a layer's config: a ``{"class_name", "config"}`` dict naming a class of ``custom_objects``
+    (a regularizer of one's own) becomes an instance of it, ``from_config``; anything else stays as it is."""
+    if isinstance(value, dict) and value.get("class_name") in custom_objects:
+        return custom_objects[value["class_name"]].from_config(value.get("config") or {})
+    return value
 
 
 def _compile_config(model: Sequential) -> dict[str, Any] | None:

@@ -6,12 +6,18 @@ its optimizer are left untouched) and returns a :class:`StepTrace`:
 - forward, per step: the output's shape, dtype, mean, std and fraction of zeros, the bytes
   its cache keeps for the backward pass, and whether the step ran fused (the fast
   implementation's Conv2D -> MaxPool2D -> Dropout block, :mod:`minicnn.fused`);
-- the loss, next to ``ln K``, the loss of uniform guesses over K classes;
+  When the loss fuses the model's final softmax, the last step's row is its logits ``z``
+  (before the softmax), and says so;
+- the loss (with the weight penalties, if any layer has a ``kernel_regularizer``), next to
+  ``ln K``, the loss of uniform guesses over K classes;
 - backward, per step: the same statistics for the gradient with respect to its output;
 - per parameter: ``||W||``, ``||dW|| / ||W||`` and ``||ΔW|| / ||W||``, the update a copy of
-  the optimizer makes, relative to the weights (about 1e-3 is the usual rule of thumb);
+  the optimizer makes, relative to the weights (about 1e-3 is the usual rule of thumb); for a
+  parameter that is all zeros (biases at initialisation) the ratios are undefined, and the
+  absolute ``||dW||`` and ``||ΔW||`` are printed instead;
 - training-health warnings built on these: dead ReLUs, exploding or vanishing gradients,
-  steps that are too large or too small, a loss far from ln K.
+  steps that are too large or too small, and, for a model whose optimizer has taken no step
+  yet, a loss far from ln K (where an untrained model starts).
 
 ``print(trace_step(model, x[:2], y[:2], values=True))`` prints every number as well: for a
 tiny input, the whole step by hand. See ``docs/backprop.md#the-training-step``.
@@ -59,6 +65,11 @@ class Stats:
         a = np.asarray(a)
         return cls(a.shape, str(a.dtype), float(a.mean()), float(a.std()), float(np.mean(a == 0)))
 
+    @property
+    def norm(self) -> float:
+        """The array's 2-norm, from its mean and std: ``sqrt((mean² + std²) · size)``."""
+        return math.sqrt((self.mean**2 + self.std**2) * math.prod(self.shape))
+
     def __str__(self) -> str:
         return (f"{str(self.shape):<18} {self.dtype:<8} mean {self.mean:>10.3e}  std {self.std:>9.3e}  "
                 f"zeros {self.zeros:>6.1%}")
@@ -77,17 +88,44 @@ class StepRecord:
     """The gradient of the loss with respect to this step's output."""
     dead_units: tuple[int, int] | None = None
     """ReLU units that output 0 for the whole batch, and the number of units."""
+    layer_names: tuple[str, ...] = ()
+    """The names of the layers the step runs (one, or a fused block's)."""
+    logits: bool = False
+    """True for the last step when the loss fuses the final softmax: ``output`` is then the logits
+    ``z``, before the softmax, and ``gradient`` is ``dL/dz``."""
+
+    @property
+    def label(self) -> str:
+        """How the printed table names the step: its name, and what its row shows when that is not plain."""
+        shows = " [logits z, before softmax]" if self.logits else ""
+        return f"{self.name}{' [fused]' if self.fused else ''}{shows}"
 
 
 @dataclass
 class ParamRecord:
-    """One parameter: its norm, its gradient's and its update's, relative to it."""
+    """One parameter: its norm, its gradient's and its update's."""
 
     name: str
     shape: tuple
     norm: float
-    grad_ratio: float
-    update_ratio: float
+    grad_norm: float
+    update_norm: float
+
+    @property
+    def grad_ratio(self) -> float | None:
+        """``||dW|| / ||W||``; None for a parameter that is all zeros (no scale to compare with)."""
+        return self.grad_norm / self.norm if self.norm > 0 else None
+
+    @property
+    def update_ratio(self) -> float | None:
+        """``||ΔW|| / ||W||``; None for a parameter that is all zeros."""
+        return self.update_norm / self.norm if self.norm > 0 else None
+
+    def __str__(self) -> str:
+        if self.norm > 0:
+            return f"{self.norm:>10.3e} {self.grad_ratio:>11.3e} {self.update_ratio:>11.3e}"
+        return (f"{'0 (zeros)':>10} {'n/a':>11} {'n/a':>11}   all zeros, so no ratio: "
+                f"||dW|| {self.grad_norm:.3e}, ||update|| {self.update_norm:.3e}")
 
 
 @dataclass
@@ -103,6 +141,11 @@ class StepTrace:
     input_gradient: Stats
     params: list[ParamRecord]
     optimizer: str
+    optimizer_steps: int = 0
+    """The steps the model's optimizer had taken before this one (0 without an optimizer): a model at
+    step 0 is taken to be untrained."""
+    penalty: float = 0.0
+    """The weight penalties in :attr:`loss` (``kernel_regularizer``); 0.0 without any."""
     warnings: list[str] = field(default_factory=list)
     values: dict[str, np.ndarray] | None = None
 
@@ -118,23 +161,25 @@ class StepTrace:
         return math.log(self.classes)
 
     def __str__(self) -> str:
-        w = max(len(s.name) for s in self.steps) + 8
+        w = max(len(s.label) for s in self.steps) + 2
+        w = max(w, *(len(p.name) + 2 for p in self.params)) if self.params else w
         lines = [f"one training step, {self.implementation} implementation, optimizer {self.optimizer}",
                  "forward (output of each step; cache kept for backward)",
                  f"  {'input':<{w}} {self.input}"]
         for s in self.steps:
-            tag = f"{s.name}{' [fused]' if s.fused else ''}"
-            lines.append(f"  {tag:<{w}} {s.output}  cache {_bytes(s.cache_bytes):>9}")
-        lines.append(f"loss {self.loss:.4f} on the output of {self.steps[-1].name}   "
+            lines.append(f"  {s.label:<{w}} {s.output}  cache {_bytes(s.cache_bytes):>9}")
+        penalty = (f" (data {self.loss - self.penalty:.4f} + weight penalty {self.penalty:.4f})"
+                   if self.penalty else "")
+        shown = "logits" if self.steps[-1].logits else "output"
+        lines.append(f"loss {self.loss:.4f}{penalty} on the {shown} of {self.steps[-1].name}   "
                      f"(ln K = ln {self.classes} = {self.ln_k:.4f}, uniform guessing)")
         lines.append("backward (gradient of the loss with respect to each step's output)")
         for s in reversed(self.steps):
-            lines.append(f"  {s.name:<{w}} {s.gradient}")
+            lines.append(f"  {s.label:<{w}} {s.gradient}")
         lines.append(f"  {'input':<{w}} {self.input_gradient}")
         lines.append("parameters: ||W||, ||dW|| / ||W||, ||update|| / ||W||")
         for p in self.params:
-            lines.append(f"  {p.name:<{w}} {str(p.shape):<18} {p.norm:>10.3e} {p.grad_ratio:>11.3e} "
-                         f"{p.update_ratio:>11.3e}")
+            lines.append(f"  {p.name:<{w}} {str(p.shape):<18} {p}")
         lines += [f"warning: {w}" for w in self.warnings] or ["no warnings"]
         if self.values is not None:
             lines.append("values")
@@ -179,35 +224,58 @@ def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = F
             last = i == len(steps) - 1 and model.ends_in_softmax
             dout = steps[i].backward_affine(dout) if last else steps[i].backward(dout)
         gradients.reverse()
+        penalty = model.add_regularization_gradients()
         before = {name: p.copy() for name, p, _ in model.parameters_and_gradients()}
         grads = {name: g.copy() for name, _, g in model.parameters_and_gradients()}
         optimizer.apply_gradients(model.parameters_and_gradients())
 
     records = [_record(step, out, grad, running)
                for step, out, grad in zip(steps, outputs, gradients, strict=True)]
+    records[-1].logits = model.ends_in_softmax
     params = [_param(name, before[name], grads[name], p) for name, p, _ in model.parameters_and_gradients()]
     if kept is not None:
         for record, out, grad in zip(records, outputs, gradients, strict=True):
-            kept[f"{record.name} output"], kept[f"{record.name} gradient"] = out, grad
+            shown = "logits" if record.logits else "output"
+            kept[f"{record.name} {shown}"], kept[f"{record.name} gradient"] = out, grad
         kept["input gradient"] = dout
+        activations = sum(a.size for a in kept.values())
         for name, p, _ in model.parameters_and_gradients():
             kept[name], kept[f"{name} gradient"] = before[name], grads[name]
             kept[f"{name} update"] = p - before[name]
-        total = sum(a.size for a in kept.values())
-        if total > MAX_VALUES:
-            raise ValueError(f"trace_step: values=True would print {total:,} numbers (at most "
-                             f"{MAX_VALUES:,}); use a smaller input, e.g. x[:1], or values=False")
-    trace = StepTrace(running, Stats.of(x), records, float(loss), classes, Stats.of(dout), params,
-                      f"{type(optimizer).__name__}({optimizer.get_config()})", values=kept)
+        _check_values_size(activations, sum(a.size for a in kept.values()) - activations, len(x))
+    trained = model.optimizer.iterations if model.optimizer is not None else 0
+    trace = StepTrace(running, Stats.of(x), records, float(loss) + penalty, classes, Stats.of(dout), params,
+                      f"{type(optimizer).__name__}({optimizer.get_config()})", optimizer_steps=trained,
+                      penalty=penalty, values=kept)
     trace.warnings = health_warnings(trace)
     return trace
+
+
+def _check_values_size(activations: int, parameters: int, samples: int) -> None:
+    """ValueError if ``values=True`` would print more than :data:`MAX_VALUES` numbers, saying where they come
+    from: the parameters (each weight, its gradient and its update, whatever the input) or the batch."""
+    total = activations + parameters
+    if total <= MAX_VALUES:
+        return
+    start = f"trace_step: values=True would print {total:,} numbers (at most {MAX_VALUES:,})"
+    if parameters >= MAX_VALUES:
+        raise ValueError(f"{start}, {parameters:,} of them for the parameters (each weight, its gradient and "
+                         "its update), whatever the input: a smaller input does not help. Use a smaller "
+                         "model (fewer filters or units), or values=False")
+    if samples > 1 and parameters + activations // samples <= MAX_VALUES:
+        advice = "fewer samples, e.g. x[:1]"
+    else:
+        advice = f"a smaller image or model ({parameters:,} of the numbers are the parameters')"
+    raise ValueError(f"{start}, {activations:,} of them for the input, activations and gradients of "
+                     f"{samples} sample{'s' if samples > 1 else ''}: use {advice}, or values=False")
 
 
 def _record(step: Step, output: np.ndarray, gradient: np.ndarray, running: str) -> StepRecord:
     layers = step.layers
     return StepRecord(step.name, " -> ".join(type(layer).__name__ for layer in layers),
                       running == "fast" and len(layers) > 1, Stats.of(output),
-                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step))
+                      _cache_bytes([step, *layers]), Stats.of(gradient), _dead_units(step),
+                      tuple(layer.name for layer in layers))
 
 
 def _cache_bytes(holders: list[Step]) -> int:
@@ -231,9 +299,8 @@ def _dead_units(step: Step) -> tuple[int, int] | None:
 
 
 def _param(name: str, before: np.ndarray, grad: np.ndarray, after: np.ndarray) -> ParamRecord:
-    norm = float(np.linalg.norm(before))
-    ratio = (lambda v: float(np.linalg.norm(v)) / norm if norm > 0 else float("nan"))  # noqa: E731
-    return ParamRecord(name, before.shape, norm, ratio(grad), ratio(after - before))
+    return ParamRecord(name, before.shape, float(np.linalg.norm(before)), float(np.linalg.norm(grad)),
+                       float(np.linalg.norm(after - before)))
 
 
 def health_warnings(trace: StepTrace) -> list[str]:
@@ -245,8 +312,7 @@ def health_warnings(trace: StepTrace) -> list[str]:
             found.append(f"dead ReLUs in {s.name}: {dead} of {units} units output 0 for every input of the "
                          "batch, so they get no gradient and stop learning (a learning rate too high, or "
                          "biases pushed negative?)")
-    norms = [math.sqrt((s.gradient.mean**2 + s.gradient.std**2) * math.prod(s.gradient.shape))
-             for s in trace.steps]  # ||gradient||, from its mean and std
+    norms = [s.gradient.norm for s in trace.steps]
     if not all(math.isfinite(n) for n in norms + [trace.loss]):
         found.append("exploding gradients: a gradient or the loss is not finite")
     elif norms and norms[-1] > 0:
@@ -260,17 +326,19 @@ def health_warnings(trace: StepTrace) -> list[str]:
                          f"({trace.steps[-1].name}) back to the first ({trace.steps[0].name})")
     low, high = UPDATE_RATIO
     for p in trace.params:
-        if p.name.endswith("/kernel") and math.isfinite(p.update_ratio):
+        if p.name.endswith("/kernel") and p.update_ratio is not None and math.isfinite(p.update_ratio):
             if p.update_ratio > high:
                 found.append(f"large step: the update changes {p.name} by {p.update_ratio:.1%} of its norm "
                              "(about 0.1% is usual): lower the learning rate?")
             elif p.update_ratio < low:
                 found.append(f"tiny step: the update changes {p.name} by {p.update_ratio:.1e} of its norm "
                              "(about 1e-3 is usual): raise the learning rate, or do its gradients vanish?")
-    if abs(trace.loss - trace.ln_k) > LOSS_FROM_LN_K * trace.ln_k:
-        found.append(f"the loss {trace.loss:.3f} is far from ln K = {trace.ln_k:.3f}, the loss of uniform "
-                     "guesses, where an untrained model starts: if this model is untrained, check the "
-                     "weight scale, the input scale ([0, 1]?) and the labels")
+    data_loss = trace.loss - trace.penalty
+    if trace.optimizer_steps == 0 and abs(data_loss - trace.ln_k) > LOSS_FROM_LN_K * trace.ln_k:
+        found.append(f"the loss {data_loss:.3f} is far from ln K = {trace.ln_k:.3f}, the loss of uniform "
+                     "guesses, where an untrained model starts, and this model's optimizer has taken no "
+                     "step yet: check the weight scale, the input scale ([0, 1]?) and the labels (if the "
+                     "weights were trained elsewhere, this check does not apply)")
     return found
 
 

@@ -6,6 +6,9 @@
 - :func:`gradient_norms` / :func:`plot_gradient_norms`: per-parameter gradient norms over training.
 - :func:`maxpool_routing` / :func:`plot_maxpool_routing`: where max-pooling sends the gradient.
 - :func:`confused_pairs` / :func:`plot_confused_pairs`: the most frequent mistakes, with examples.
+- :func:`plot_step_graph`: one training step as a graph (micrograd's ``draw_dot`` for a CNN), from
+  :func:`minicnn.trace.trace_step`: each step's output and the gradient flowing back into it,
+  coloured where the gradient vanishes or explodes.
 
 Images are NHWC, ``(N, H, W, C)``, as everywhere in minicnn. Like
 :mod:`minicnn.experiments.evaluation`, every plot draws on a bare
@@ -20,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +33,7 @@ from minicnn.experiments.evaluation import _figure, _save, confusion_matrix, to_
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 from minicnn.losses import to_categorical
 from minicnn.models import Sequential
+from minicnn.trace import GRADIENT_GROWTH, StepTrace, trace_step
 from minicnn.validation import check_int
 
 if TYPE_CHECKING:
@@ -477,3 +482,100 @@ def plot_confused_pairs(x: np.ndarray, y_true, y_pred_or_probs, path: str | os.P
     fig.suptitle(f"The {len(pairs)} most-confused class pairs ({int((true != pred).sum()):,} errors "
                  f"in {len(true):,} images)")
     return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- one step as a graph
+
+STEP_GRAPH_COLORMAP = "coolwarm"
+"""Blue where the gradient has shrunk on its way back from the loss, red where it has grown."""
+
+
+def plot_step_graph(model: Sequential, x: np.ndarray, y: np.ndarray, path: str | os.PathLike) -> Figure:
+    """Save one training step as a graph, as a PNG: micrograd's ``draw_dot`` for a CNN.
+
+    The step is :func:`minicnn.trace.trace_step`'s (on a copy: the model is untouched); x and y
+    as there. One node per step of the model (a layer, or a fused block in the fast
+    implementation), from the input at the top to the loss at the bottom. Each node shows the
+    step's output (its shape, mean and std, the fraction of zeros), the norm of the gradient
+    flowing back into it, ``‖dL/d out‖``, and the norm of each of its parameters' gradients. Its
+    colour is that gradient's norm relative to ``‖dL/dz‖``, the gradient the loss starts the
+    backward pass with, on a log scale: blue where it has shrunk on the way back, red where it
+    has grown, the deepest blue or red (and the word VANISHING or EXPLODING) beyond a factor of
+    :data:`minicnn.trace.GRADIENT_GROWTH`, where ``trace_step`` warns too; its warnings are printed
+    under the graph.
+    """
+    return _draw_step_graph(trace_step(model, x, y), path)
+
+
+def _draw_step_graph(step: StepTrace, path: str | os.PathLike) -> Figure:
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    limit = math.log10(GRADIENT_GROWTH)
+    norm, cmap = Normalize(-limit, limit, clip=True), colormaps[STEP_GRAPH_COLORMAP]
+    start = step.steps[-1].gradient.norm  # ‖dL/dz‖, where the backward pass starts
+    nodes = [("input", _input_text(step), step.input_gradient.norm)]
+    nodes += [(record.name, _step_text(record, [p for p in step.params
+                                                if p.name.split("/")[0] in record.layer_names]),
+               record.gradient.norm) for record in step.steps]
+    fig = _figure(figsize=(8.5, 1.25 * (len(nodes) + 1) + 0.6))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(nodes) - 0.5, 0.5)
+    for i, (name, text, grad_norm) in enumerate(nodes):
+        level = _relative_level(grad_norm, start)
+        flag = "" if abs(level) < limit else ("\nVANISHING gradient" if level < 0 else "\nEXPLODING gradient")
+        _node(ax, -i, text + flag, cmap(norm(level)), f"node:{name}")
+        # forward: the output goes down to the next node; backward: dL/d out comes up, in the node's colour
+        ax.annotate("", xy=(0.47, -i - 0.62), xytext=(0.47, -i - 0.38),
+                    arrowprops={"arrowstyle": "->", "color": "0.3"})
+        ax.annotate("", xy=(0.53, -i - 0.38), xytext=(0.53, -i - 0.62),
+                    arrowprops={"arrowstyle": "->", "color": cmap(norm(level)), "lw": 2})
+    _node(ax, -len(nodes), _loss_text(step, start), cmap(norm(0.0)), "node:loss")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.6,
+                 label="log₁₀ ‖dL/d out‖ / ‖dL/dz‖   (blue: shrunk on the way back; red: grown)")
+    fig.suptitle(f"One training step ({step.implementation} implementation)\nthe forward pass runs down "
+                 "(grey arrows), the gradients flow back up (coloured arrows)")
+    if step.warnings:
+        fig.supxlabel("\n".join(textwrap.fill(f"trace_step warns: {w}", 110) for w in step.warnings),
+                      fontsize=8, ha="left", x=0.02)
+    return _save(fig, path)
+
+
+def _node(ax: Axes, y: float, text: str, color, gid: str) -> None:
+    ax.text(0.5, y, text, ha="center", va="center", fontsize=7.5, family="monospace", gid=gid,
+            bbox={"boxstyle": "round,pad=0.5", "facecolor": color, "edgecolor": "0.3"})
+
+
+def _relative_level(grad_norm: float, start: float) -> float:
+    """``log10(grad_norm / start)``: -inf for a gradient of exactly 0, +inf for a non-finite one."""
+    if not math.isfinite(grad_norm) or (start == 0 and grad_norm > 0):
+        return math.inf
+    if grad_norm == 0:
+        return -math.inf
+    return math.log10(grad_norm / start)
+
+
+def _input_text(step: StepTrace) -> str:
+    s = step.input
+    return f"input  {s.shape}  mean {s.mean:.3g}  std {s.std:.3g}\n‖dL/dx‖ {step.input_gradient.norm:.3e}"
+
+
+def _step_text(record, params: list) -> str:
+    s = record.output
+    shows = "logits z (before softmax)" if record.logits else "out"
+    lines = [f"{record.name}  [{record.kind}]",
+             f"{shows} {s.shape}  mean {s.mean:.3g}  std {s.std:.3g}  zeros {s.zeros:.0%}",
+             f"‖dL/d out‖ {record.gradient.norm:.3e}"]
+    lines += [f"‖dL/d {p.name}‖ {p.grad_norm:.3e}" + (f"  (‖W‖ {p.norm:.2e})" if p.norm > 0 else "  (W = 0)")
+              for p in params]
+    return "\n".join(lines)
+
+
+def _loss_text(step: StepTrace, start: float) -> str:
+    penalty = f" (data {step.loss - step.penalty:.4f} + penalty {step.penalty:.4f})" if step.penalty else ""
+    z = "logits" if step.steps[-1].logits else "output"
+    return (f"loss {step.loss:.4f}{penalty}   ln K = {step.ln_k:.4f}\n"
+            f"‖dL/dz‖ {start:.3e}   (z: the {z} of {step.steps[-1].name})")

@@ -18,14 +18,15 @@ import pytest
 
 import minicnn
 import minicnn as keras
-from minicnn import datasets, layers, losses, metrics, optimizers, schedules, seeding
+from minicnn import datasets, layers, losses, metrics, optimizers, regularizers, schedules, seeding
 from minicnn.datasets import DatasetError
 from minicnn.layers import initializers as layer_initializers
 from minicnn.missing import MISSING, MissingFeatureError
 
 KERAS_NAMES = {  # Keras' path -> the names minicnn has there, as Keras names them
-    "keras": ["Input", "Layer", "Loss", "Metric", "Optimizer", "Sequential", "activations", "callbacks",
-              "datasets", "initializers", "layers", "losses", "metrics", "models", "optimizers", "utils"],
+    "keras": ["Input", "Layer", "Loss", "Metric", "Optimizer", "Regularizer", "Sequential", "activations",
+              "callbacks", "datasets", "initializers", "layers", "losses", "metrics", "models", "optimizers",
+              "regularizers", "utils"],
     "keras.activations": ["linear", "relu", "sigmoid", "softmax", "tanh"],
     "keras.callbacks": ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
                         "LearningRateScheduler", "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"],
@@ -39,6 +40,7 @@ KERAS_NAMES = {  # Keras' path -> the names minicnn has there, as Keras names th
                       "SparseTopKCategoricalAccuracy", "TopKCategoricalAccuracy", "get", "serialize"],
     "keras.models": ["Sequential", "load_model", "model_from_json"],
     "keras.optimizers": ["Adam", "Optimizer", "RMSprop", "SGD", "get", "schedules"],
+    "keras.regularizers": ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"],
     "keras.optimizers.schedules": ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "deserialize",
                                    "serialize"],
     "keras.utils": ["set_random_seed", "to_categorical"],
@@ -85,12 +87,14 @@ def test_each_namespace_holds_minicnn_own_objects():
     assert keras.models.model_from_json is keras.model_from_json
     assert keras.Input is layers.Input and keras.layers.Conv2D is minicnn.Conv2D
     assert (keras.Loss, keras.Metric, keras.Optimizer) == (losses.Loss, metrics.Metric, optimizers.Optimizer)
+    assert keras.Regularizer is regularizers.Regularizer and keras.regularizers.l2 is regularizers.L2
     assert keras.datasets.mnist.load_data.__module__ == "minicnn.datasets.mnist"
     assert keras.datasets.fashion_mnist.load_data.__module__ == "minicnn.datasets.fashion_mnist"
     assert keras.datasets.cifar10.load_data.__module__ == "minicnn.datasets.cifar10"
 
 
-@pytest.mark.parametrize("module", ["minicnn.utils", "minicnn.initializers", "minicnn.datasets.fashion_mnist",
+@pytest.mark.parametrize("module", ["minicnn.utils", "minicnn.initializers", "minicnn.regularizers",
+                                    "minicnn.datasets.fashion_mnist",
                                     "minicnn.models",
                                     "minicnn.optimizers.schedules", "minicnn.datasets.mnist",
                                     "minicnn.datasets.cifar10"])
@@ -145,7 +149,7 @@ def test_a_missing_keras_name_says_what_is_missing(module, name):
     ("keras.ops", "NumPy"),
     ("keras.applications", "mnist_cnn()"),
     ("keras.preprocessing", "prepare_images"),
-    ("keras.regularizers", "Dropout"),
+    ("keras.regularizers.OrthogonalRegularizer", "L2"),
     ("keras.backend", "implementation="),
     ("keras.mixed_precision", "float32"),
     ("keras.utils.plot_model", "model.summary()"),

@@ -5,7 +5,23 @@ import copy
 import numpy as np
 import pytest
 
-from minicnn import SGD, Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, implementation, trace
+from minicnn import (
+    SGD,
+    Adam,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    Input,
+    MaxPool2D,
+    Sequential,
+    SparseCategoricalCrossentropy,
+    implementation,
+    to_categorical,
+    trace,
+)
+from minicnn.regularizers import L2
 
 
 def small_model() -> Sequential:
@@ -134,8 +150,6 @@ def test_values_prints_every_number_of_a_tiny_step():
     kernel_update = result.values["dense/kernel update"]
     assert kernel_update.shape == (3, 2) and np.all(kernel_update != 0)
     assert np.allclose(result.values["dense/kernel gradient"], x.T @ result.values["dense gradient"])
-    with pytest.raises(ValueError, match="values=True would print"):
-        trace.trace_step(small_model(), *data(n=600), values=True)
 
 
 def test_bad_input_names_trace_step():
@@ -143,3 +157,77 @@ def test_bad_input_names_trace_step():
         trace.trace_step(small_model(), np.zeros((2, 5, 5, 1), np.float32), [0, 1])
     with pytest.raises(ValueError, match="trace_step: x has 2 samples but y has 3"):
         trace.trace_step(small_model(), np.zeros((2, 6, 6, 1), np.float32), [0, 1, 2])
+
+
+# ------------------------------------------------------------------ what a printed trace says
+
+
+def test_all_zero_biases_print_their_gradients_not_nan(implementation):
+    """Freshly initialised biases are all zeros: no ratio to ||W||, so the absolute norms instead of NaN."""
+    model, (x, y) = small_model(), data()
+    result = trace.trace_step(model, x, y)
+    text = str(result)
+    assert "nan" not in text
+    real = copy.deepcopy(model)  # same dropout generators: the same step as the trace's copy
+    real.compute_loss_and_gradients(x, to_categorical(y, 3), input_gradient=False)
+    for record, (name, param, grad) in zip(result.params, real.parameters_and_gradients(), strict=True):
+        assert record.name == name
+        if name.endswith("/bias"):
+            assert not param.any() and record.grad_ratio is None and record.update_ratio is None
+            assert record.grad_norm == pytest.approx(float(np.linalg.norm(grad)), rel=1e-5)
+            line = next(line for line in text.splitlines() if line.strip().startswith(name))
+            assert "0 (zeros)" in line and f"||dW|| {np.linalg.norm(grad):.3e}" in line
+
+
+def test_the_last_row_says_it_shows_logits_when_the_loss_takes_the_softmax():
+    model, (x, y) = small_model(), data()
+    result = trace.trace_step(model, x, y)
+    last = result.steps[-1]
+    assert last.logits and "logits z, before softmax" in last.label
+    probabilities = model(x)
+    assert not np.allclose(last.output.mean, probabilities.mean())  # rows of probabilities average 1/3
+    assert "loss" in str(result) and "on the logits of dense_1" in str(result)
+    assert not any(s.logits for s in result.steps[:-1])
+    logits_model = Sequential([Input((6, 6, 1)), Flatten(), Dense(3, seed=0)])  # the model outputs logits
+    logits_model.compile("adam", SparseCategoricalCrossentropy(from_logits=True))
+    assert not trace.trace_step(logits_model, x, y).steps[-1].logits
+
+
+def test_values_says_where_too_many_numbers_come_from():
+    x, y = data(n=1)
+    wide = Sequential([Input((6, 6, 1)), Flatten(), Dense(3000, activation="relu", seed=0),
+                       Dense(3, activation="softmax", seed=1)])
+    with pytest.raises(ValueError, match="for the parameters .*a smaller input does not help") as raised:
+        trace.trace_step(wide, x, y, values=True)
+    assert "x[:1]" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"of 600 samples: use fewer samples, e\.g\. x\[:1\]"):
+        trace.trace_step(small_model(), *data(n=600), values=True)
+    large_image = Sequential([Input((80, 80, 1)), Conv2D(2, 3, seed=0), GlobalAveragePooling2D(),
+                              Dense(2, seed=1)])
+    with pytest.raises(ValueError, match=r"of 1 sample: use a smaller image or model") as raised:
+        trace.trace_step(large_image, np.zeros((1, 80, 80, 1), np.float32), [0], values=True)
+    assert "x[:1]" not in str(raised.value)
+
+
+def test_the_ln_k_check_applies_to_an_untrained_model_only():
+    (x, y) = data()
+    model = Sequential([Input((6, 6, 1)), Flatten(), Dense(3, activation="softmax", seed=0)])  # convex
+    model.compile(Adam(0.1), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=100, batch_size=4, verbose=0)
+    result = trace.trace_step(model, x, y)
+    assert result.loss < 0.5 * result.ln_k  # trained: far below ln K, as it should be
+    assert not any("ln K" in w for w in result.warnings)
+    untrained = small_model()
+    untrained.get_layer("dense_1").params["kernel"] *= 100.0
+    warned = trace.trace_step(untrained, x, y).warnings
+    assert any("far from ln K" in w and "optimizer has taken no step yet" in w for w in warned)
+
+
+def test_the_weight_penalty_is_in_the_traced_loss_and_gradients():
+    model, (x, y) = small_model(), data()
+    model.get_layer("dense").kernel_regularizer = L2(0.5)
+    result = trace.trace_step(model, x, y)
+    loss = copy.deepcopy(model).train_on_batch(x, y)
+    assert result.loss == pytest.approx(loss, rel=1e-6)
+    assert result.penalty == pytest.approx(model.regularization_loss(), rel=1e-6) and result.penalty > 0.1
+    assert f"weight penalty {result.penalty:.4f}" in str(result)

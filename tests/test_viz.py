@@ -1,12 +1,14 @@
 """minicnn.viz: every plot is a valid PNG, and the numbers behind it are right."""
 
+import copy
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, viz
+from minicnn import Conv2D, Dense, Dropout, Flatten, Input, MaxPool2D, Sequential, to_categorical, trace, viz
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -319,3 +321,60 @@ def test_import_stays_light_and_plots_never_touch_pyplot(tmp_path):
         "assert 'matplotlib.pyplot' not in sys.modules, 'a plot used pyplot'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- one step as a graph
+
+
+def node_texts(fig) -> dict[str, object]:
+    """The graph's node text artists by node name (``"input"``, ``"dense"``, ``"loss"``)."""
+    return {t.get_gid().removeprefix("node:"): t for t in fig.axes[0].texts
+            if (t.get_gid() or "").startswith("node:")}
+
+
+def shown(text: str, label: str) -> float:
+    """The number the node text shows after ``label`` (as ``‖dL/d out‖ 1.234e-01``)."""
+    return float(re.search(re.escape(label) + r" ([-+\d.e]+)", text).group(1))
+
+
+def test_plot_step_graph_shows_each_steps_output_and_gradient_norms(tmp_path, implementation, rng):
+    """Each node: the norm of dL/d(its output) as trace_step measures it, and its parameters' gradient
+    norms and the input's dL/dx as a real training step computes them (same dropout masks)."""
+    model = tiny_model(np.float32)
+    x, y = rng.random((3, 6, 6, 1), dtype=np.float32), np.array([0, 3, 1])
+    path = tmp_path / "step.png"
+    fig = viz.plot_step_graph(model, x, y, path)
+    assert_png(path, fig)
+    nodes = node_texts(fig)
+    step = trace.trace_step(model, x, y)
+    assert list(nodes) == ["input", *(s.name for s in step.steps), "loss"]
+    real = copy.deepcopy(model)
+    loss, _, dx = real.compute_loss_and_gradients(x, to_categorical(y, 4))
+    assert shown(nodes["input"].get_text(), "‖dL/dx‖") == pytest.approx(np.linalg.norm(dx), rel=1e-3)
+    assert shown(nodes["loss"].get_text(), "loss") == pytest.approx(loss, abs=1e-4)
+    for record in step.steps:
+        text = nodes[record.name].get_text()
+        assert shown(text, "‖dL/d out‖") == pytest.approx(record.gradient.norm, rel=1e-3)
+        assert str(record.output.shape) in text
+    for name, norm in viz.gradient_norms(real).items():
+        owner = next(s.name for s in step.steps if name.split("/")[0] in s.layer_names)
+        assert shown(nodes[owner].get_text(), f"‖dL/d {name}‖") == pytest.approx(norm, rel=1e-3)
+    assert "logits z (before softmax)" in nodes[step.steps[-1].name].get_text()
+
+
+def test_plot_step_graph_flags_a_vanishing_gradient_in_its_colour(tmp_path, rng):
+    from matplotlib import colormaps
+
+    flagged = colormaps[viz.STEP_GRAPH_COLORMAP](0.0)  # the deepest blue: shrunk beyond GRADIENT_GROWTH
+    sigmoids = Sequential([Input((8,)), *(Dense(8, activation="sigmoid", seed=i) for i in range(6)),
+                           Dense(3, activation="softmax", seed=9)])
+    x, y = rng.random((8, 8), dtype=np.float32), rng.integers(0, 3, 8)
+    nodes = node_texts(viz.plot_step_graph(sigmoids, x, y, tmp_path / "vanishing.png"))
+    colour = {name: tuple(text.get_bbox_patch().get_facecolor()) for name, text in nodes.items()}
+    assert np.allclose(colour["input"], flagged) and "VANISHING" in nodes["input"].get_text()
+    assert not np.allclose(colour["dense_6"], flagged) and "VANISHING" not in nodes["dense_6"].get_text()
+
+    x = rng.random((3, 6, 6, 1), dtype=np.float32)
+    healthy = node_texts(viz.plot_step_graph(tiny_model(np.float32), x, [0, 1, 2], tmp_path / "healthy.png"))
+    assert not any(np.allclose(t.get_bbox_patch().get_facecolor(), flagged) for t in healthy.values())
+    assert not any("VANISHING" in t.get_text() or "EXPLODING" in t.get_text() for t in healthy.values())

@@ -63,7 +63,7 @@ def _check_model(model: Sequential, x: np.ndarray, y: np.ndarray, eps: float, ma
     start = generator_states(steps)
     checked = _check_step_by_step(steps, loss, x, check, report)
     if checked is not None:
-        report.checks += _check_end_to_end(steps, loss, x, *checked, check, start)
+        report.checks += _check_end_to_end(model, steps, loss, x, *checked, check, start)
     return report
 
 
@@ -97,21 +97,25 @@ def _check_step_by_step(steps: list[CheckedStep], loss: LossStep, x: np.ndarray,
     return upstream, done
 
 
-def _check_end_to_end(steps: list[CheckedStep], loss: LossStep, x: np.ndarray, dx: np.ndarray, done: list,
-                      check: Checker, start: list) -> list[TensorCheck]:
-    """The loss itself against the input and every parameter, replaying the generators from ``start``."""
+def _check_end_to_end(model: Sequential, steps: list[CheckedStep], loss: LossStep, x: np.ndarray,
+                      dx: np.ndarray, done: list, check: Checker, start: list) -> list[TensorCheck]:
+    """The loss itself against the input and every parameter, replaying the generators from ``start``.
+    The loss is the model's training loss: with its weight penalties, whose gradients join the steps'."""
     def loss_and_switches() -> tuple[float, list]:
         restore_generators(start)
         out, switches = x, []
         for step in steps:
             out = step.forward(out)
             switches += step.switches()
-        return loss.value(out), switches
+        return loss.value(out) + model.regularization_loss(), switches
 
     end_to_end = {"x": (x, dx)}
+    penalty_gradients = model.regularization_gradients()
     for step, analytic in reversed(done):
-        end_to_end |= {step.param_key(key): (param, analytic[key]) for key, param in step.params.items()
-                       if key in analytic}
+        for key, param in step.params.items():
+            if key in analytic:
+                name = step.param_key(key)
+                end_to_end[name] = (param, analytic[key] + penalty_gradients.get(name, 0.0))
     return [check.tensor(name, None, target, grad, loss_and_switches)
             for name, (target, grad) in end_to_end.items()]
 

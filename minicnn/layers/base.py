@@ -36,6 +36,11 @@ only their affine part, ``z = x @ W + b``, and :mod:`minicnn.layers.activated` a
   but never trained (moving statistics, say). ``trainable = False`` keeps the optimizer off
   ``params``; their gradients are still computed, so gradient checks still see them.
 - float32 unless converted with :meth:`Layer.astype` (gradient checks use float64).
+- A parameter ``key`` is penalised by the layer's ``<key>_regularizer`` attribute, if it has
+  one (Keras' names: Conv2D's and Dense's ``kernel_regularizer``, ``bias_regularizer``):
+  :meth:`Layer.regularizers`. The penalty is a term of the model's loss, not of the layer's
+  function, so ``backward`` leaves it out of ``grads``; the model adds it
+  (``docs/backprop.md#l2-regularisation``).
 
 A *step* is what a model runs forward and backward: a layer, or a fused run of layers
 (:mod:`minicnn.fused`), which keeps the same contract with its layers' parameters.
@@ -49,11 +54,14 @@ Images are NHWC, like Keras: arrays of shape ``(N, H, W, C)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from minicnn.validation import check_int
+
+if TYPE_CHECKING:
+    from minicnn.regularizers import Regularizer
 
 
 class Step:
@@ -260,6 +268,22 @@ class Layer(Step):
         self.state = {key: value.astype(self.dtype) for key, value in self.state.items()}
         self.grads = {}
         return self
+
+    # ------------------------------------------------------------------ weight penalties
+
+    def regularizers(self) -> dict[str, Regularizer]:
+        """The weight penalty of each parameter that has one, under its key in ``params``: the
+        layer's ``<key>_regularizer`` attribute (``kernel_regularizer``), where it is not None."""
+        return {key: getattr(self, f"{key}_regularizer") for key in self.params
+                if getattr(self, f"{key}_regularizer", None) is not None}
+
+    def regularization_loss(self) -> float:
+        """The sum of the layer's weight penalties at its current parameters (0.0 without any)."""
+        return float(sum(penalty(self.params[key]) for key, penalty in self.regularizers().items()))
+
+    def regularization_gradients(self) -> dict[str, np.ndarray]:
+        """The gradient of :meth:`regularization_loss` for each penalised parameter, under its key."""
+        return {key: penalty.gradient(self.params[key]) for key, penalty in self.regularizers().items()}
 
     # ------------------------------------------------------------------ the input check
 

@@ -11,6 +11,8 @@ from minicnn.layers.activated import _Activated
 from minicnn.layers.base import as_pair, check_positive_int
 from minicnn.layers.initializers import INITIALIZERS, check_initializer, from_keras_config
 from minicnn.registry import LAYERS
+from minicnn.regularizers import Regularizer, serialize
+from minicnn.regularizers import get as get_regularizer
 from minicnn.seeding import make_rng
 
 __all__ = ["Conv2D"]
@@ -30,6 +32,8 @@ class Conv2D(_Activated):
     if any, at the bottom/right); :attr:`pads` holds the padding once built.
     ``kernel_initializer``: ``"glorot_uniform"`` (Keras' default), ``"he_normal"``,
     ``"he_uniform"`` or ``"zeros"`` (:mod:`minicnn.layers.initializers`).
+    ``kernel_regularizer`` / ``bias_regularizer``: a weight penalty the model adds to the training
+    loss, Keras' ``L2`` and kin or their names (``"l2"``; :mod:`minicnn.regularizers`).
     """
 
     default_name = "conv2d"
@@ -39,7 +43,9 @@ class Conv2D(_Activated):
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
                  activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: str = "glorot_uniform", seed: int | None = None, name: str | None = None,
-                 trainable: bool = True, input_shape: tuple | None = None):
+                 trainable: bool = True, input_shape: tuple | None = None,
+                 kernel_regularizer: Regularizer | str | dict | None = None,
+                 bias_regularizer: Regularizer | str | dict | None = None):
         super().__init__(activation, name, trainable, input_shape)
         kind = type(self).__name__
         self.filters = check_positive_int(filters, "filters", kind)
@@ -53,12 +59,19 @@ class Conv2D(_Activated):
         self.use_bias = use_bias
         self.kernel_initializer = check_initializer(kernel_initializer, kind)
         self.seed = seed
+        self.kernel_regularizer = get_regularizer(kernel_regularizer, f"{kind}: kernel_regularizer")
+        self.bias_regularizer = get_regularizer(bias_regularizer, f"{kind}: bias_regularizer")
+        if self.bias_regularizer is not None and not use_bias:
+            raise ValueError(f"{kind}: bias_regularizer={self.bias_regularizer!r} needs a bias; "
+                             "got use_bias=False")
         self.pads: tuple[int, int, int, int] | None = None
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "seed": self.seed, **super().get_config()}
+                "kernel_initializer": self.kernel_initializer, "seed": self.seed,
+                "kernel_regularizer": serialize(self.kernel_regularizer),
+                "bias_regularizer": serialize(self.bias_regularizer), **super().get_config()}
 
     def compute_pads(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) zero padding for an (h, w) input, as TensorFlow computes it."""
@@ -126,11 +139,15 @@ class Conv2D(_Activated):
         return keras_layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding=self.padding,
                                    activation=self.activation, use_bias=self.use_bias,
                                    kernel_initializer=self.kernel_initializer, name=self.name,
-                                   trainable=self.trainable)
+                                   trainable=self.trainable,
+                                   kernel_regularizer=serialize(self.kernel_regularizer),
+                                   bias_regularizer=serialize(self.bias_regularizer))
 
     @classmethod
     def from_keras(cls, config: dict, activation: str | None) -> Conv2D:
         return cls(config["filters"], config["kernel_size"], strides=config["strides"],
                    padding=config["padding"], activation=activation, use_bias=config["use_bias"],
                    kernel_initializer=from_keras_config(config["kernel_initializer"], cls.__name__),
-                   name=config["name"], trainable=config.get("trainable", True))
+                   name=config["name"], trainable=config.get("trainable", True),
+                   kernel_regularizer=config.get("kernel_regularizer"),
+                   bias_regularizer=config.get("bias_regularizer"))

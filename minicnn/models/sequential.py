@@ -223,7 +223,8 @@ class Sequential(Trainer):
         x: (N, *input_shape), y: one-hot (N, K). The loss is the cross-entropy on the
         logits ``z`` (:meth:`logits`); a final softmax is fused with it, so
         ``dz = (p - y) / N`` enters that layer's affine part directly. Returns
-        ``(loss, z, dx)``: the mean loss, the logits (N, K) and the gradient
+        ``(loss, z, dx)``: the mean loss plus the weight penalties (:meth:`regularization_loss`; their
+        gradients join ``grads``), the logits (N, K) and the gradient
         of the loss with respect to ``x`` (None if ``input_gradient=False``,
         which lets training skip work nobody uses). ``sample_weight`` (N,) scales
         each sample's loss (see :func:`minicnn.losses.softmax_cross_entropy`).
@@ -237,7 +238,29 @@ class Sequential(Trainer):
             dout = last.backward_affine(dz) if self.ends_in_softmax else last.backward(dz)
             for step in reversed(body):
                 dout = step.backward(dout)
+        loss += self.add_regularization_gradients()
         return loss, z, dout if input_gradient else None
+
+    def regularization_loss(self) -> float:
+        """The weight penalties of the trainable layers at their current weights, summed (Keras'
+        ``sum(model.losses)``): what :meth:`compute_loss_and_gradients` adds to the data loss."""
+        return float(sum(layer.regularization_loss() for layer in self.layers if layer.trainable))
+
+    def regularization_gradients(self) -> dict[str, np.ndarray]:
+        """The gradient of :meth:`regularization_loss` for each penalised parameter, by its name
+        (``"dense/kernel"``)."""
+        return {f"{layer.name}/{key}": grad for layer in self.layers if layer.trainable
+                for key, grad in layer.regularization_gradients().items()}
+
+    def add_regularization_gradients(self) -> float:
+        """Add the weight penalties' gradients to the layers' ``grads`` (after a backward pass, in either
+        implementation: the steps have filled every layer's ``grads``); return the penalty,
+        :meth:`regularization_loss` (``docs/backprop.md#l2-regularisation``)."""
+        for layer in self.layers:
+            if layer.trainable:
+                for key, grad in layer.regularization_gradients().items():
+                    layer.grads = {**layer.grads, key: layer.grads[key] + grad}
+        return self.regularization_loss()
 
     def parameters_and_gradients(self, trainable_only: bool = True
                                  ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:

@@ -3,13 +3,13 @@
 
 :class:`minicnn.models.Sequential` inherits them, as Keras' ``Model`` inherits its ``Trainer``.
 The model brings the structure and the maths: ``compute_loss_and_gradients`` (one forward and
-backward pass), ``parameters_and_gradients``, ``logits``, its call (the outputs),
-``implementation_context`` and ``implementation`` (which :meth:`Trainer.compile` sets). A training
-step is that forward and backward pass, then one optimizer step over the trainable parameters
-(``docs/backprop.md#the-training-step``). ``fit`` takes its batches from a data adapter
-(:mod:`minicnn.trainers.data_adapters`) and runs with BLAS held to one thread
-(:func:`minicnn.threads.one_blas_thread`); ``evaluate`` and ``predict`` run their batches
-side by side, one per thread.
+backward pass, weight penalties included), ``regularization_loss``, ``parameters_and_gradients``,
+``logits``, its call (the outputs), ``implementation_context`` and ``implementation`` (which
+:meth:`Trainer.compile` sets). A training step is that forward and backward pass, then one
+optimizer step over the trainable parameters (``docs/backprop.md#the-training-step``). ``fit``
+takes its batches from a data adapter (:mod:`minicnn.trainers.data_adapters`) and runs with BLAS
+held to one thread (:func:`minicnn.threads.one_blas_thread`); ``evaluate`` and ``predict`` run
+their batches side by side, one per thread.
 """
 
 from __future__ import annotations
@@ -258,7 +258,8 @@ class Trainer:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None, verbose: int = 0,
                  sample_weight=None, return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """Mean loss and metrics on ``(x, y)``, dropout off, batch by batch (32 by default).
+        """Mean loss and metrics on ``(x, y)``, dropout off, batch by batch (32 by default). The loss
+        includes the weight penalties (``kernel_regularizer``), as Keras' and as ``fit``'s.
 
         Returns ``[loss, *metrics]`` in the order of :attr:`metrics_names` (Keras' order), the
         loss alone when the model was compiled without metrics, or with ``return_dict=True``
@@ -284,7 +285,9 @@ class Trainer:
             totals["loss"] += self.loss.loss_and_gradient(z, yb, wb)[0] * len(z)
             for metric in self.metrics:
                 totals[metric.name] += float(metric.score(z, yb).sum())
-        return {key: value / len(x) for key, value in totals.items()}
+        logs = {key: value / len(x) for key, value in totals.items()}
+        logs["loss"] += self.regularization_loss()  # Keras' evaluate counts the weight penalties too
+        return logs
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """The model's outputs (softmax probabilities), computed in batches (32 by default): shape (N, K).

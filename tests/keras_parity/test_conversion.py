@@ -52,6 +52,27 @@ def test_from_keras_inverts_to_keras(arch):
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_weight_penalties_convert_both_ways():
+    """A Keras model's regularizers become minicnn's, with their factors, and back; Keras computes the same
+    penalty from them (its ``model.losses``)."""
+    keras_model = keras.Sequential([
+        keras.Input((5, 5, 1)),
+        keras.layers.Conv2D(2, 3, kernel_regularizer=keras.regularizers.L2(0.3),
+                            bias_regularizer=keras.regularizers.L1(0.25)),  # Keras keeps l1 in float32
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax", kernel_regularizer=keras.regularizers.L1L2(0.1, 0.2)),
+    ])
+    model = from_keras(keras_model)
+    conv, _, dense = model.layers
+    assert (repr(conv.kernel_regularizer), repr(conv.bias_regularizer)) == ("L2(l2=0.3)", "L1(l1=0.25)")
+    assert repr(dense.kernel_regularizer) == "L1L2(l1=0.1, l2=0.2)" and dense.bias_regularizer is None
+    keras_penalty = float(sum(keras_model.losses))
+    assert abs(model.regularization_loss() - keras_penalty) <= OUTPUT_TOLERANCE * keras_penalty
+    back = to_keras(model)
+    assert layer_configs(from_keras(back)) == layer_configs(model)
+    assert abs(float(sum(back.losses)) - keras_penalty) <= OUTPUT_TOLERANCE * keras_penalty
+
+
 def test_from_keras_reproduces_a_model_written_in_keras():
     """The published model as a Keras user writes it, with Keras' own initial weights."""
     keras.utils.set_random_seed(0)
@@ -75,7 +96,9 @@ def test_from_keras_reproduces_a_model_written_in_keras():
     ("Conv2D", {"filters": 2, "kernel_size": 3, "dilation_rate": 2}, r"'odd' \(Conv2D\): .*dilation_rate"),
     ("Conv2D", {"filters": 2, "kernel_size": 3, "activation": "gelu"}, r"'odd' \(Conv2D\): .*'gelu'"),
     ("MaxPooling2D", {"padding": "same"}, r"'odd' \(MaxPooling2D\): .*padding='valid'"),
-    ("Dense", {"units": 2, "kernel_regularizer": "l2"}, r"'odd' \(Dense\): minicnn has no kernel_reg"),
+    ("Dense", {"units": 2, "activity_regularizer": "l2"}, r"'odd' \(Dense\): minicnn has no activity_reg"),
+    ("Dense", {"units": 2, "kernel_regularizer": keras.regularizers.OrthogonalRegularizer()},
+     r"'odd' \(Dense\): .*no regularizer 'OrthogonalRegularizer'"),
 ])
 def test_from_keras_names_what_it_cannot_convert(kind, kwargs, message):
     layer = getattr(keras.layers, kind)(name="odd", **kwargs)

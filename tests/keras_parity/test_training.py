@@ -9,7 +9,20 @@ import numpy as np
 import pytest
 from conftest import published_model
 
-from minicnn import SGD, Adam, RMSprop, schedules, to_categorical
+from minicnn import (
+    SGD,
+    Adam,
+    Conv2D,
+    Dense,
+    Flatten,
+    Input,
+    MaxPool2D,
+    RMSprop,
+    Sequential,
+    regularizers,
+    schedules,
+    to_categorical,
+)
 from minicnn.datasets import DatasetError, load_mnist, prepare_images
 from minicnn.keras_compat import to_keras
 
@@ -106,3 +119,43 @@ def test_training_on_mnist_matches_keras(mnist_train):
     assert smooth_theirs[-1] < 0.1 * theirs[0]  # both learned: loss from ~2.3 to ~0.15
     for ours_w, theirs_w, start in zip(model.get_weights(), keras_model.get_weights(), initial, strict=True):
         assert np.linalg.norm(ours_w - theirs_w) <= 0.5 * np.linalg.norm(theirs_w - start)
+
+
+def regularized(seed: int = 0) -> Sequential:
+    """Every weight penalty on Conv2D -> MaxPool2D (fused in the fast implementation) -> Dense -> Dense."""
+    return Sequential([
+        Input((8, 7, 2)),
+        Conv2D(4, 3, activation="relu", kernel_regularizer=regularizers.L2(0.05), bias_regularizer="l2",
+               seed=seed),  # -> (6, 5, 4)
+        MaxPool2D(2),  # -> (3, 2, 4)
+        Flatten(),
+        Dense(5, activation="tanh", kernel_regularizer=regularizers.L1L2(0.01, 0.03), seed=seed + 1),
+        Dense(3, activation="softmax", kernel_regularizer="l2", bias_regularizer=regularizers.L1(0.02),
+              seed=seed + 2),
+    ])
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fast"])
+def test_regularized_training_matches_keras(implementation):
+    """``kernel_regularizer`` / ``bias_regularizer``, from the same weights on the same batches: the losses
+    ``fit`` reports and ``val_loss`` (Keras 3 counts the penalties in both), ``evaluate``, and every weight
+    after two epochs of SGD with momentum. Bounds as for one step: 1e-5 (relative for the losses,
+    absolute for the weights, which are O(1)); measured <= 1e-7."""
+    model = randomized(regularized())
+    keras_model = to_keras(model)
+    model.compile(SGD(0.1, momentum=0.9), loss="categorical_crossentropy", implementation=implementation)
+    keras_model.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss="categorical_crossentropy",
+                        jit_compile=False)
+    rng = np.random.default_rng(1)
+    x = rng.random((24, 8, 7, 2), dtype=np.float32)
+    y = to_categorical(rng.integers(0, 3, 24), 3)
+    penalty = model.regularization_loss()
+    assert penalty > 0.1  # large enough that a missing or doubled penalty shows
+    assert abs(model.evaluate(x, y) - keras_model.evaluate(x, y, verbose=0)) <= 1e-5 * penalty
+    ours = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x[:8], y[:8]))
+    theirs = keras_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                             validation_data=(x[:8], y[:8]))
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(ours.history[key], theirs.history[key], rtol=1e-5, err_msg=key)
+    diffs = [np.abs(a - b).max() for a, b in zip(model.get_weights(), keras_model.get_weights(), strict=True)]
+    assert max(diffs) <= 1e-5, diffs
