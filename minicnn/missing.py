@@ -89,9 +89,10 @@ MISSING: dict[str, dict[str, str]] = {
         "distribution": "minicnn has no distribution module (keras.distribution): it trains on the CPU "
                         "with Numba's threads; the k-fold experiment runs folds side by side "
                         "(examples/mnist_kfold.py --jobs, or on a Dask cluster)",
-        "export": "minicnn has no export (keras.export): model.save('m.npz') writes minicnn's format, "
-                  "and minicnn.keras_compat.to_keras(model) builds the same network in Keras, with its "
-                  "weights, to export from there",
+        "export": "minicnn has no export module (keras.export, ExportArchive): "
+                  "model.export('m.onnx', format='onnx') writes an ONNX file, model.save('m.npz') "
+                  "minicnn's format, and minicnn.keras_compat.to_keras(model) builds the same network in "
+                  "Keras, with its weights, to export from there",
         "Variable": "minicnn has no Variable (keras.Variable): weights are NumPy arrays, "
                     "layer.weights and get_weights()/set_weights()",
         "Initializer": "minicnn has no Initializer objects (keras.Initializer): layers take an "
