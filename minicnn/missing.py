@@ -108,8 +108,6 @@ MISSING: dict[str, dict[str, str]] = {
         "hard_silu log_softmax", "minicnn has no {name} activation (keras.activations.{name}): its "
         "activations are relu, sigmoid, tanh, softmax and linear, and the LeakyReLU layer"),
     "minicnn.callbacks": {
-        **_each("TensorBoard", "minicnn writes no TensorBoard logs (keras.callbacks.TensorBoard): "
-                "callbacks.CSVLogger writes each epoch's logs to a CSV file, and fit returns a History"),
         **_each("LambdaCallback", "minicnn has no LambdaCallback (keras.callbacks.LambdaCallback): "
                 "subclass minicnn.callbacks.Callback and override the hooks you need"),
         **_each("BackupAndRestore", "minicnn has no BackupAndRestore (keras.callbacks.BackupAndRestore): "
@@ -119,7 +117,7 @@ MISSING: dict[str, dict[str, str]] = {
                 "fit(verbose=1) shows a progress bar and a line per epoch itself"),
         **_each("RemoteMonitor SwapEMAWeights OrbaxCheckpoint", "minicnn has no {name} callback "
                 "(keras.callbacks.{name}): it has Callback, History, EarlyStopping, ModelCheckpoint, "
-                "ReduceLROnPlateau, LearningRateScheduler, CSVLogger and TerminateOnNaN"),
+                "ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TensorBoard and TerminateOnNaN"),
     },
     "minicnn.datasets": _each(
         "cifar100 imdb reuters boston_housing california_housing", "minicnn has no {name} dataset "

@@ -1,7 +1,7 @@
 """``.ci/run`` names test files explicitly: after installing an optional extra, it runs the tests that the
-extra enables. Every test that skips without TensorFlow (the ``keras`` extra), Dask (the
-``cluster`` extra), onnx or onnxruntime (the ``onnx`` extra) must be among them, and every test file
-or test it names must exist."""
+extra enables. Every test that skips without TensorFlow (the ``keras`` extra), Dask (the ``cluster``
+extra), TensorBoard (``tensorboard``), onnx or onnxruntime (``onnx``) must be among them, and every test
+file or test it names must exist."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CI = ROOT / ".ci" / "run"
-EXTRA_OF_MODULE = {"tensorflow": "keras", "distributed": "cluster", "onnx": "onnx", "onnxruntime": "onnx"}
+EXTRA_OF_MODULE = {"tensorflow": "keras", "distributed": "cluster", "tensorboard": "tensorboard",
+                   "onnx": "onnx", "onnxruntime": "onnx"}
 """The module a test skips without, and the extra that installs it."""
 
 

@@ -1,0 +1,87 @@
+"""TensorBoard event files, written with the ``tensorboard`` package (the ``tensorboard`` extra).
+
+:class:`EventWriter` writes one run folder's event file (``logs/train``, ``logs/validation``):
+scalars, histograms and images, each a summary built by TensorBoard's own functions
+(``scalar_pb``, ``histogram_pb``, the image plugin's metadata) in the form ``tf.summary``
+writes (a tensor with its plugin's metadata), as ``Event`` protos through TensorBoard's
+``EventFileWriter``. Nothing here encodes protobuf by hand. An event file is a stream that
+grows while training runs (TensorBoard reads it live), so it is appended to, not written
+atomically as minicnn's other files are.
+
+:func:`filter_grid` draws a Conv2D kernel as one grey image, for :class:`minicnn.callbacks.TensorBoard`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+
+import numpy as np
+from PIL import Image
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+__all__ = ["EventWriter", "filter_grid"]
+
+
+class EventWriter:
+    """One run folder's event file (``log_dir``, made if missing); each call adds a summary at ``step``."""
+
+    def __init__(self, log_dir: str | os.PathLike):
+        self.writer = EventFileWriter(os.fspath(log_dir))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self._add(scalar_pb(tag, np.float32(value)), step)
+
+    def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
+        """The histogram of ``values`` (any shape) in TensorBoard's 30 equal buckets."""
+        self._add(histogram_pb(tag, values), step)
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """One uint8 image, (H, W) grey or (H, W, 3) RGB, as a PNG."""
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        height, width = image.shape[:2]
+        tensor = tensor_util.make_tensor_proto([str(width).encode(), str(height).encode(), buffer.getvalue()])
+        summary = summary_pb2.Summary()
+        metadata = image_metadata.create_summary_metadata(display_name=None, description=None)
+        summary.value.add(tag=tag, tensor=tensor, metadata=metadata)
+        self._add(summary, step)
+
+    def _add(self, summary: summary_pb2.Summary, step: int) -> None:
+        self.writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def filter_grid(kernel: np.ndarray, zoom: int = 8, gap: int = 2) -> np.ndarray:
+    """A Conv2D ``kernel`` (KH, KW, C, F) as one grey uint8 image: the F filters in a grid of
+    ``ceil(sqrt(F))`` columns, each filter its C channels side by side (KH, KW * C), each
+    weight a ``zoom`` x ``zoom`` square, ``gap`` black pixels between filters.
+
+    One scale for the whole kernel, its minimum black and its maximum white (all grey if
+    constant), so that filters compare by brightness.
+    """
+    kh, kw, c, f = kernel.shape
+    low, high = float(kernel.min()), float(kernel.max())
+    scaled = (kernel - low) / (high - low) if high > low else np.full(kernel.shape, 0.5)
+    cells = scaled.transpose(3, 0, 2, 1).reshape(f, kh, c * kw)  # filter, row, (channel, column)
+    cells = np.kron(cells, np.ones((1, zoom, zoom)))
+    columns = math.ceil(math.sqrt(f))
+    rows = math.ceil(f / columns)
+    cell_h, cell_w = cells.shape[1:]
+    grid = np.zeros((rows * (cell_h + gap) - gap, columns * (cell_w + gap) - gap))
+    for index, cell in enumerate(cells):
+        top, left = (index // columns) * (cell_h + gap), (index % columns) * (cell_w + gap)
+        grid[top:top + cell_h, left:left + cell_w] = cell
+    return np.round(grid * 255).astype(np.uint8)
