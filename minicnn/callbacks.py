@@ -420,13 +420,14 @@ class TensorBoard(Callback):
                  update_freq="epoch", profile_batch=0, embeddings_freq: int = 0, embeddings_metadata=None):
         super().__init__()
         try:
-            from minicnn import tensorboard_logs
+            from minicnn import tensorboard_logs  # checks the extra now; used when training
         except ModuleNotFoundError as exc:
             if exc.name not in ("tensorboard", "PIL"):
                 raise
             raise ModuleNotFoundError("callbacks.TensorBoard needs the tensorboard package: "
                                       "pip install 'minicnn[tensorboard]'", name=exc.name) from None
-        self._logs_module = tensorboard_logs
+        self.file_name = tensorboard_logs.event_file_name()
+        """The name of this callback's event file in each run folder, the same for every ``fit``."""
         check_int(histogram_freq, "TensorBoard: histogram_freq", minimum=0)
         unsupported = {"write_graph": (write_graph, False, "a minicnn model is Python code, not a graph; "
                                        "model.summary() prints its layers"),
@@ -454,9 +455,11 @@ class TensorBoard(Callback):
         self.epoch_start = 0.0
 
     def _writer(self, run: str):
-        """The event writer of the run folder ``train`` or ``validation``, made when first needed."""
+        """The event writer of the run folder ``train`` or ``validation``, opened when first needed."""
+        from minicnn.tensorboard_logs import EventWriter
+
         if run not in self.writers:
-            self.writers[run] = self._logs_module.EventWriter(self.log_dir / run)
+            self.writers[run] = EventWriter(self.log_dir / run / self.file_name)
         return self.writers[run]
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -488,8 +491,6 @@ class TensorBoard(Callback):
                 self._writer("validation").scalar(f"epoch_{name.removeprefix('val_')}", value, epoch)
         if self.histogram_freq and epoch % self.histogram_freq == 0:
             self._write_weights(epoch)
-        for writer in self.writers.values():
-            writer.flush()
 
     def _write_weights(self, epoch: int) -> None:
         writer = self._writer("train")
@@ -500,7 +501,9 @@ class TensorBoard(Callback):
             writer.histogram(f"{name}/gradient/histogram", gradient, epoch)
         if self.write_images:
             conv = self._first_conv()
-            image = self._logs_module.filter_grid(conv.params["kernel"])
+            from minicnn.tensorboard_logs import filter_grid
+
+            image = filter_grid(conv.params["kernel"])
             writer.image(f"{conv.name}/kernel/image", image, epoch)
 
     def _first_conv(self):

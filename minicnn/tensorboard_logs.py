@@ -3,8 +3,8 @@
 :class:`EventWriter` writes one run folder's event file (``logs/train``, ``logs/validation``):
 scalars, histograms and images, each a summary built by TensorBoard's own functions
 (``scalar_pb``, ``histogram_pb``, the image plugin's metadata) in the form ``tf.summary``
-writes (a tensor with its plugin's metadata), as ``Event`` protos through TensorBoard's
-``EventFileWriter``. Nothing here encodes protobuf by hand. An event file is a stream that
+writes (a tensor with its plugin's metadata), as ``Event`` protos framed by TensorBoard's
+``RecordWriter``. Nothing here encodes protobuf by hand. An event file is a stream that
 grows while training runs (TensorBoard reads it live), so it is appended to, not written
 atomically as minicnn's other files are.
 
@@ -16,7 +16,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import socket
 import time
+import uuid
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -24,17 +27,35 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
-__all__ = ["EventWriter", "filter_grid"]
+__all__ = ["EventWriter", "event_file_name", "filter_grid"]
+
+
+def event_file_name() -> str:
+    """A new event file's name as TensorBoard's writers make them (``events.out.tfevents.<time>.<host>...``),
+    unique: ordered by the time, then a random part."""
+    host, pid, unique = socket.gethostname(), os.getpid(), uuid.uuid4().hex
+    return f"events.out.tfevents.{int(time.time()):010d}.{host}.{pid}.{unique}"
 
 
 class EventWriter:
-    """One run folder's event file (``log_dir``, made if missing); each call adds a summary at ``step``."""
+    """One event file, ``path``, appended to: made (with its version record) if new, else continued.
 
-    def __init__(self, log_dir: str | os.PathLike):
-        self.writer = EventFileWriter(os.fspath(log_dir))
+    Each call adds a summary at ``step``, written through at once (no background thread). A
+    callback that runs over several ``fit`` calls (one epoch each, as the k-fold example's
+    checkpointed training does) reopens its file and appends, so that a run folder holds one
+    file whose steps grow, which TensorBoard reads in order.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        self.records = RecordWriter(open(path, "ab"))  # closed by close()
+        if new:
+            self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self._add(scalar_pb(tag, np.float32(value)), step)
@@ -55,13 +76,14 @@ class EventWriter:
         self._add(summary, step)
 
     def _add(self, summary: summary_pb2.Summary, step: int) -> None:
-        self.writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
-    def flush(self) -> None:
-        self.writer.flush()
+    def _write(self, event: event_pb2.Event) -> None:
+        self.records.write(event.SerializeToString())
+        self.records.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        self.records.close()
 
 
 def filter_grid(kernel: np.ndarray, zoom: int = 8, gap: int = 2) -> np.ndarray:

@@ -66,6 +66,22 @@ def test_epoch_scalars_are_the_history_in_train_and_validation_runs(tmp_path):
     assert "learning_rate" not in history.history  # logged, not added to the History (as Keras)
 
 
+def test_fits_one_epoch_at_a_time_append_to_one_file_per_run(tmp_path):
+    """As the k-fold example's checkpointed training calls fit: epochs=e + 1, initial_epoch=e."""
+    x, y = tiny_data(16)
+    model = tiny_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    board = callbacks.TensorBoard(tmp_path, histogram_freq=1)
+    losses = [model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, verbose=0, validation_data=(x, y),
+                        callbacks=[board]).history["loss"][0] for epoch in range(3)]
+    for run in ("train", "validation"):
+        assert len(list((tmp_path / run).iterdir())) == 1
+    train = read_run(tmp_path / "train")
+    np.testing.assert_allclose(scalars(train, "epoch_loss"), list(enumerate(losses)), rtol=1e-6)
+    assert [step for step, _ in train["dense/kernel/histogram"]] == [0, 1, 2]
+    assert [step for step, _ in read_run(tmp_path / "validation")["epoch_loss"]] == [0, 1, 2]
+
+
 def test_the_learning_rate_follows_a_schedule_and_callbacks_that_set_it(tmp_path):
     x, y = tiny_data(16)
     model = tiny_model()
