@@ -401,8 +401,8 @@ class TensorBoard(Callback):
     ``epoch_<metric>`` and, in ``train``, ``epoch_learning_rate`` (the optimizer's rate at the
     end of the epoch); the validation's ``val_*`` under the same tags in ``validation``.
     ``write_steps_per_second`` adds ``epoch_steps_per_second``. ``update_freq="batch"`` (or N)
-    also writes ``batch_<name>``, the epoch's running means, every (N-th) batch, the step
-    counting batches over the whole run, as Keras does.
+    also writes ``batch_<name>``, the epoch's running means, every (N-th) batch, at the step
+    the optimizer has counted (over every ``fit``).
 
     Every ``histogram_freq`` epochs (0: never), in ``train``: histograms of each layer's weights
     (``<layer>/<weight>/histogram``: parameters, and state such as moving means) and of the
@@ -450,7 +450,6 @@ class TensorBoard(Callback):
         self.write_steps_per_second = write_steps_per_second
         self.update_freq = 1 if update_freq == "batch" else update_freq
         self.writers: dict[str, Any] = {}
-        self.global_batch = 0
         self.epoch_batches = 0
         self.epoch_start = 0.0
 
@@ -463,8 +462,9 @@ class TensorBoard(Callback):
         return self.writers[run]
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self.global_batch = 0
-        if self.write_images and self._first_conv() is None:
+        from minicnn.tensorboard_logs import first_conv2d
+
+        if self.write_images and first_conv2d(self.model) is None:
             raise ValueError("TensorBoard: write_images=True draws the first Conv2D layer's filters; "
                              f"the model has no Conv2D layer ({[layer.name for layer in self.model.layers]})")
 
@@ -472,11 +472,11 @@ class TensorBoard(Callback):
         self.epoch_batches, self.epoch_start = 0, time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        self.global_batch += 1
         self.epoch_batches += 1
-        if self.update_freq != "epoch" and self.global_batch % self.update_freq == 0:
+        step = self.model.optimizer.iterations  # the steps of every fit so far, as a checkpoint keeps them
+        if self.update_freq != "epoch" and step % self.update_freq == 0:
             for name, value in (logs or {}).items():
-                self._writer("train").scalar(f"batch_{name}", value, self.global_batch)
+                self._writer("train").scalar(f"batch_{name}", value, step)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         logs = logs or {}
@@ -500,14 +500,11 @@ class TensorBoard(Callback):
         for name, _, gradient in self.model.parameters_and_gradients():
             writer.histogram(f"{name}/gradient/histogram", gradient, epoch)
         if self.write_images:
-            conv = self._first_conv()
-            from minicnn.tensorboard_logs import filter_grid
+            from minicnn.tensorboard_logs import filter_grid, first_conv2d
 
+            conv = first_conv2d(self.model)
             image = filter_grid(conv.params["kernel"])
             writer.image(f"{conv.name}/kernel/image", image, epoch)
-
-    def _first_conv(self):
-        return next((layer for layer in self.model.layers if type(layer).__name__ == "Conv2D"), None)
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         for writer in self.writers.values():

@@ -8,7 +8,8 @@ writes (a tensor with its plugin's metadata), as ``Event`` protos framed by Tens
 grows while training runs (TensorBoard reads it live), so it is appended to, not written
 atomically as minicnn's other files are.
 
-:func:`filter_grid` draws a Conv2D kernel as one grey image, for :class:`minicnn.callbacks.TensorBoard`.
+:func:`filter_grid` draws a Conv2D kernel (:func:`first_conv2d`'s) as one grey image, for
+:class:`minicnn.callbacks.TensorBoard`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
-__all__ = ["EventWriter", "event_file_name", "filter_grid"]
+from minicnn.layers import Conv2D
+
+__all__ = ["EventWriter", "event_file_name", "filter_grid", "first_conv2d"]
 
 
 def event_file_name() -> str:
@@ -84,6 +87,11 @@ class EventWriter:
 
     def close(self) -> None:
         self.records.close()
+
+
+def first_conv2d(model) -> Conv2D | None:
+    """The model's first Conv2D layer, whose filters :func:`filter_grid` draws; None if it has none."""
+    return next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
 
 
 def filter_grid(kernel: np.ndarray, zoom: int = 8, gap: int = 2) -> np.ndarray:

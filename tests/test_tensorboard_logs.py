@@ -71,7 +71,7 @@ def test_fits_one_epoch_at_a_time_append_to_one_file_per_run(tmp_path):
     x, y = tiny_data(16)
     model = tiny_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    board = callbacks.TensorBoard(tmp_path, histogram_freq=1)
+    board = callbacks.TensorBoard(tmp_path, histogram_freq=1, update_freq="batch")
     losses = [model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, verbose=0, validation_data=(x, y),
                         callbacks=[board]).history["loss"][0] for epoch in range(3)]
     for run in ("train", "validation"):
@@ -79,6 +79,7 @@ def test_fits_one_epoch_at_a_time_append_to_one_file_per_run(tmp_path):
     train = read_run(tmp_path / "train")
     np.testing.assert_allclose(scalars(train, "epoch_loss"), list(enumerate(losses)), rtol=1e-6)
     assert [step for step, _ in train["dense/kernel/histogram"]] == [0, 1, 2]
+    assert [step for step, _ in train["batch_loss"]] == [1, 2, 3]  # one batch per epoch: the steps go on
     assert [step for step, _ in read_run(tmp_path / "validation")["epoch_loss"]] == [0, 1, 2]
 
 
