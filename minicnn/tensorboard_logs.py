@@ -8,7 +8,7 @@ writes (a tensor with its plugin's metadata), as ``Event`` protos framed by Tens
 grows while training runs (TensorBoard reads it live), so it is appended to, not written
 atomically as minicnn's other files are.
 
-:func:`filter_grid` draws a Conv2D kernel (:func:`first_conv2d`'s) as one grey image, for
+:func:`filter_grid` draws a Conv2D kernel (:func:`first_conv2d`'s) as one image, for
 :class:`minicnn.callbacks.TensorBoard`.
 """
 
@@ -94,24 +94,30 @@ def first_conv2d(model) -> Conv2D | None:
     return next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
 
 
-def filter_grid(kernel: np.ndarray, zoom: int = 8, gap: int = 2) -> np.ndarray:
-    """A Conv2D ``kernel`` (KH, KW, C, F) as one grey uint8 image: the F filters in a grid of
-    ``ceil(sqrt(F))`` columns, each filter its C channels side by side (KH, KW * C), each
-    weight a ``zoom`` x ``zoom`` square, ``gap`` black pixels between filters.
+GAP_COLOUR = (40, 90, 160)
+"""The colour between the filters (and of empty cells): blue, which no grey weight takes."""
 
-    One scale for the whole kernel, its minimum black and its maximum white (all grey if
+
+def filter_grid(kernel: np.ndarray, zoom: int = 8, gap: int = 2) -> np.ndarray:
+    """A Conv2D ``kernel`` (KH, KW, C, F) as one uint8 RGB image: the F filters in grey, in a grid of
+    ``ceil(sqrt(F))`` columns, each filter its C channels side by side (KH, KW * C), each weight a
+    ``zoom`` x ``zoom`` square, ``gap`` pixels of :data:`GAP_COLOUR` between filters.
+
+    One scale for the whole kernel, its minimum black and its maximum white (all mid-grey if
     constant), so that filters compare by brightness.
     """
     kh, kw, c, f = kernel.shape
     low, high = float(kernel.min()), float(kernel.max())
     scaled = (kernel - low) / (high - low) if high > low else np.full(kernel.shape, 0.5)
-    cells = scaled.transpose(3, 0, 2, 1).reshape(f, kh, c * kw)  # filter, row, (channel, column)
-    cells = np.kron(cells, np.ones((1, zoom, zoom)))
+    cells = np.round(scaled * 255).astype(np.uint8)
+    cells = cells.transpose(3, 0, 2, 1).reshape(f, kh, c * kw)  # filter, row, (channel, column)
+    cells = cells.repeat(zoom, axis=1).repeat(zoom, axis=2)
     columns = math.ceil(math.sqrt(f))
     rows = math.ceil(f / columns)
     cell_h, cell_w = cells.shape[1:]
-    grid = np.zeros((rows * (cell_h + gap) - gap, columns * (cell_w + gap) - gap))
+    grid = np.empty((rows * (cell_h + gap) - gap, columns * (cell_w + gap) - gap, 3), np.uint8)
+    grid[...] = GAP_COLOUR
     for index, cell in enumerate(cells):
         top, left = (index // columns) * (cell_h + gap), (index % columns) * (cell_w + gap)
-        grid[top:top + cell_h, left:left + cell_w] = cell
-    return np.round(grid * 255).astype(np.uint8)
+        grid[top:top + cell_h, left:left + cell_w] = cell[..., None]
+    return grid

@@ -26,7 +26,7 @@ from tensorboard.util import tensor_util  # noqa: E402
 
 from minicnn import SGD, Dense, Input, Sequential, callbacks  # noqa: E402
 from minicnn.schedules import ExponentialDecay  # noqa: E402
-from minicnn.tensorboard_logs import filter_grid  # noqa: E402
+from minicnn.tensorboard_logs import GAP_COLOUR, filter_grid  # noqa: E402
 
 
 def read_run(folder):
@@ -145,9 +145,12 @@ def test_filter_grid_puts_each_filter_in_its_cell_with_its_channels_side_by_side
     kernel = np.zeros((2, 3, 2, 5))  # 5 filters of 2x3 on 2 channels: a 3-column grid of cells 2 x 6
     kernel[1, 2, 1, 4] = 1.0  # filter 4 (row 1, column 1 of the grid), channel 1, its bottom-right weight
     grid = filter_grid(kernel, zoom=1, gap=1)
-    assert grid.shape == (2 * 2 + 1, 3 * 6 + 2) and grid.dtype == np.uint8
-    assert np.argwhere(grid == 255).tolist() == [[3 + 1, 7 + 3 + 2]]
-    assert filter_grid(np.full((1, 1, 1, 1), 3.0), zoom=2).tolist() == [[128, 128], [128, 128]]
+    assert grid.shape == (2 * 2 + 1, 3 * 6 + 2, 3) and grid.dtype == np.uint8
+    assert np.argwhere((grid == 255).all(axis=-1)).tolist() == [[3 + 1, 7 + 3 + 2]]
+    grey = (grid[..., 0] == grid[..., 1]) & (grid[..., 1] == grid[..., 2])
+    assert grey.sum() == 5 * 2 * 6  # the cells; the gaps and the empty sixth cell are GAP_COLOUR
+    assert (grid[~grey] == GAP_COLOUR).all()
+    assert (filter_grid(np.full((1, 1, 1, 1), 3.0), zoom=2) == 128).all()
 
 
 def test_update_freq_writes_the_running_batch_logs(tmp_path):
