@@ -422,7 +422,7 @@ class TensorBoard(Callback):
         try:
             from minicnn import tensorboard_logs  # checks the extra now; used when training
         except ModuleNotFoundError as exc:
-            if exc.name not in ("tensorboard", "PIL"):
+            if (exc.name or "").split(".")[0] not in ("tensorboard", "PIL"):
                 raise
             raise ModuleNotFoundError("callbacks.TensorBoard needs the tensorboard package: "
                                       "pip install 'minicnn[tensorboard]'", name=exc.name) from None

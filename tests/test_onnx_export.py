@@ -1,6 +1,8 @@
 """ONNX export (``model.export(path, format="onnx")``, :mod:`minicnn.onnx_export`): every layer and option,
 with random weights, run in onnxruntime against ``predict`` in both implementations."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ ort = pytest.importorskip("onnxruntime", reason="the exported models run in onnx
 
 import onnx  # noqa: E402
 
+import minicnn  # noqa: E402
 from minicnn import (  # noqa: E402
     Activation,
     AveragePooling2D,
@@ -149,3 +152,13 @@ def test_a_float64_model_is_an_error_saying_how_to_convert(tmp_path):
     model = Sequential([Input((3,)), Dense(2)]).astype(np.float64)
     with pytest.raises(ValueError, match=r"float32 models; this one is float64 \(model.astype"):
         model.export(tmp_path / "m.onnx", format="onnx")
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "minicnn.onnx_export", raising=False)
+    monkeypatch.delattr(minicnn, "onnx_export", raising=False)
+    model = Sequential([Input((3,)), Dense(2)])
+    with pytest.raises(ModuleNotFoundError, match=r"needs the onnx package: pip install 'minicnn\[onnx\]'"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    assert not (tmp_path / "m.onnx").exists()

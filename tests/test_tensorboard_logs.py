@@ -2,6 +2,7 @@
 reader (EventAccumulator), hold Keras' tags at the epochs' steps with the History's values."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
 )
 from tensorboard.util import tensor_util  # noqa: E402
 
+import minicnn  # noqa: E402
 from minicnn import SGD, Dense, Input, Sequential, callbacks  # noqa: E402
 from minicnn.schedules import ExponentialDecay  # noqa: E402
 from minicnn.tensorboard_logs import GAP_COLOUR, filter_grid  # noqa: E402
@@ -196,3 +198,13 @@ def test_write_images_without_a_conv_layer_is_an_error(tmp_path):
     board = callbacks.TensorBoard(tmp_path, histogram_freq=1, write_images=True)
     with pytest.raises(ValueError, match="first Conv2D layer's filters; the model has no Conv2D"):
         model.fit(np.zeros((4, 3), np.float32), [0, 1, 0, 1], verbose=0, callbacks=[board])
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch, tmp_path):
+    for name in [name for name in sys.modules if name.split(".")[0] == "tensorboard"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "minicnn.tensorboard_logs")
+    monkeypatch.delattr(minicnn, "tensorboard_logs")
+    with pytest.raises(ModuleNotFoundError, match=r"TensorBoard needs the tensorboard package: "
+                                                  r"pip install 'minicnn\[tensorboard\]'"):
+        callbacks.TensorBoard(tmp_path)

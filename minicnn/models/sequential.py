@@ -284,7 +284,7 @@ class Sequential(Trainer):
         try:
             from minicnn import onnx_export
         except ModuleNotFoundError as exc:
-            if exc.name != "onnx":
+            if (exc.name or "").split(".")[0] != "onnx":
                 raise
             raise ModuleNotFoundError("export(format='onnx') needs the onnx package: "
                                       "pip install 'minicnn[onnx]'", name="onnx") from None
