@@ -162,3 +162,13 @@ def test_without_the_extra_the_error_names_it(monkeypatch, tmp_path):
     with pytest.raises(ModuleNotFoundError, match=r"needs the onnx package: pip install 'minicnn\[onnx\]'"):
         model.export(tmp_path / "m.onnx", format="onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(("layers", "message"), [
+    ([Dense(2)], "the model is not built yet"),
+    ([Input((3,)), Dense(2, name="output")], r"rename the layers called \['output'\]"),
+])
+def test_a_model_that_cannot_be_exported_is_an_error_saying_why(layers, message, tmp_path):
+    with pytest.raises(ValueError, match=f"export: .*{message}"):
+        Sequential(layers).export(tmp_path / "m.onnx", format="onnx")
+    assert not (tmp_path / "m.onnx").exists()
