@@ -23,6 +23,7 @@ the Keras baseline). Each model is checkpointed after every epoch, so
     python examples/mnist_kfold.py --fold 3 --out part3          # one part only (or --fold final) ...
     python examples/mnist_kfold.py --merge DIR      # ... then results.json from the parts in DIR
     python examples/mnist_kfold.py --resume DIR     # go on with an interrupted run (same flags)
+    python examples/mnist_kfold.py --quick --tensorboard logs   # then: tensorboard --logdir logs
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def parse_args(argv: Sequence[str] | None):
                         "give the flags it was started with")
     parser.add_argument("--merge", type=Path, metavar="DIR", help="write results.json and the learning "
                         "curves from the parts (fold files, test.json) gathered in DIR, and nothing else")
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR", help="also write TensorBoard logs to "
+                        "DIR/fold_<k>/ and DIR/final/ (pip install minicnn[tensorboard])")
     args = parser.parse_args(argv)
     if args.merge and args.resume:
         parser.error("--merge and --resume are separate steps; give one")
@@ -71,6 +74,8 @@ def parse_args(argv: Sequence[str] | None):
         parser.error(f"--jobs must be at least 1; got {args.jobs}")
     if args.scheduler and importlib.util.find_spec("distributed") is None:
         parser.error('--scheduler needs Dask: pip install "minicnn[cluster]"')
+    if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        parser.error('--tensorboard needs TensorBoard: pip install "minicnn[tensorboard]"')
     args = cli.check_args(parser, args, out_must_be_new=not (args.resume or args.merge))
     if isinstance(args.fold, int) and args.fold > args.folds:
         parser.error(f"--fold {args.fold} is not one of the {args.folds} folds")
@@ -138,9 +143,22 @@ def train_folds(args, data: Data, record: dict) -> None:
     cross_validate(partial(protocol.fold_model, data.x_cv.shape[1:], data.num_classes, args.seed),
                    data.x_cv, minicnn.to_categorical(data.y_cv, data.num_classes),
                    n_splits=args.folds, epochs=args.epochs, batch_size=args.batch_size, out_dir=args.out,
-                   verbose=args.verbose, fit_kwargs=partial(protocol.fold_fit_kwargs, args.seed),
+                   verbose=args.verbose, fit_kwargs=partial(fold_fit_kwargs, args.seed, args.tensorboard),
                    folds=None if args.fold is None else [args.fold], n_jobs=n_jobs, backend=args.backend,
                    record=record, resume=True, checkpoints=args.backend is None)  # Dask: workers' disks
+
+
+def fold_fit_kwargs(seed: int, log_dir: Path | None, fold_index: int) -> dict:
+    """Fold ``fold_index``'s (from 0) fit arguments: the protocol's, and the ``--tensorboard`` callback."""
+    return {**protocol.fold_fit_kwargs(seed, fold_index), **tensorboard(log_dir, f"fold_{fold_index + 1}")}
+
+
+def tensorboard(log_dir: Path | None, part: str) -> dict:
+    """``{"callbacks": [TensorBoard]}`` logging to ``log_dir/part``, or nothing without ``--tensorboard``:
+    per epoch the scalars, and histograms of the weights and gradients with the first layer's filters."""
+    if log_dir is None:
+        return {}
+    return {"callbacks": [minicnn.callbacks.TensorBoard(log_dir / part, histogram_freq=1, write_images=True)]}
 
 
 def train_final_model(args, data: Data, record: dict) -> None:
@@ -156,7 +174,8 @@ def train_final_model(args, data: Data, record: dict) -> None:
         data.x_train, minicnn.to_categorical(data.y_train, data.num_classes),
         data.x_test, minicnn.to_categorical(data.y_test, data.num_classes),
         epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose,
-        fit_kwargs={"seed": protocol.shuffle_seed(seed)}, checkpoint_dir=args.out / "checkpoints" / "final",
+        fit_kwargs={"seed": protocol.shuffle_seed(seed), **tensorboard(args.tensorboard, "final")},
+        checkpoint_dir=args.out / "checkpoints" / "final",
         record=record)
     model.save(args.out / "final_model.npz")
     print("\n" + write_test_outputs(model, data, args.out, args.batch_size))

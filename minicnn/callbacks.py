@@ -24,6 +24,7 @@ import csv
 import io
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +32,10 @@ from typing import Any
 
 from minicnn import missing
 from minicnn.files import atomic_write
+from minicnn.validation import check_int
 
 __all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LearningRateScheduler",
-           "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"]
+           "ModelCheckpoint", "ReduceLROnPlateau", "TensorBoard", "TerminateOnNaN"]
 
 __getattr__ = missing.module_getattr(__name__)  # Keras' names minicnn lacks: see minicnn.missing
 
@@ -389,3 +391,122 @@ class TerminateOnNaN(Callback):
                                    "Terminating training immediately.")
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+class TensorBoard(Callback):
+    """Write TensorBoard logs while training, as Keras' ``TensorBoard`` (needs the ``tensorboard`` extra).
+
+    ``tensorboard --logdir <log_dir>`` shows them. Per epoch (step = the epoch, from 0), in the
+    run folders ``<log_dir>/train`` and ``<log_dir>/validation``, Keras' tags: ``epoch_loss``,
+    ``epoch_<metric>`` and, in ``train``, ``epoch_learning_rate`` (the optimizer's rate at the
+    end of the epoch); the validation's ``val_*`` under the same tags in ``validation``.
+    ``write_steps_per_second`` adds ``epoch_steps_per_second``. ``update_freq="batch"`` (or N)
+    also writes ``batch_<name>``, the epoch's running means, every (N-th) batch, at the step
+    the optimizer has counted (over every ``fit``).
+
+    Every ``histogram_freq`` epochs (0: never), in ``train``: histograms of each layer's weights
+    (``<layer>/<weight>/histogram``: parameters, and state such as moving means) and of the
+    gradients of the epoch's last batch (``<layer>/<weight>/gradient/histogram``); with
+    ``write_images``, the first Conv2D's filters as one image (``<layer>/kernel/image``,
+    :func:`minicnn.tensorboard_logs.filter_grid`).
+
+    Keras' options minicnn cannot honour are errors, not ignored: ``write_graph=True`` (a minicnn
+    model is Python code, not a graph, so the default here is False), ``profile_batch``,
+    ``embeddings_freq`` and ``embeddings_metadata``.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike = "logs", histogram_freq: int = 0,
+                 write_graph: bool = False, write_images: bool = False, write_steps_per_second: bool = False,
+                 update_freq="epoch", profile_batch=0, embeddings_freq: int = 0, embeddings_metadata=None):
+        super().__init__()
+        try:
+            from minicnn import tensorboard_logs  # checks the extra now; used when training
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in ("tensorboard", "PIL"):
+                raise
+            raise ModuleNotFoundError("callbacks.TensorBoard needs the tensorboard package: "
+                                      "pip install 'minicnn[tensorboard]'", name=exc.name) from None
+        self.file_name = tensorboard_logs.event_file_name()
+        """The name of this callback's event file in each run folder, the same for every ``fit``."""
+        check_int(histogram_freq, "TensorBoard: histogram_freq", minimum=0)
+        unsupported = {"write_graph": (write_graph, False, "a minicnn model is Python code, not a graph; "
+                                       "model.summary() prints its layers"),
+                       "profile_batch": (profile_batch, 0, "minicnn has no profiler in TensorBoard; "
+                                         "benchmarks/profile_layers.py times each layer"),
+                       "embeddings_freq": (embeddings_freq, 0, "minicnn has no Embedding layer"),
+                       "embeddings_metadata": (embeddings_metadata, None, "minicnn has no Embedding layer")}
+        for name, (value, supported, why) in unsupported.items():
+            if value != supported:
+                raise ValueError(f"TensorBoard: {name}={value!r} is not supported ({why}); "
+                                 f"leave it at {supported!r}")
+        if write_images and not histogram_freq:
+            raise ValueError("TensorBoard: write_images=True draws the filters at the epochs of "
+                             "histogram_freq, as Keras does; set histogram_freq >= 1")
+        if update_freq not in ("epoch", "batch"):
+            check_int(update_freq, "TensorBoard: update_freq ('epoch', 'batch' or a number of batches)",
+                      minimum=1)
+        self.log_dir = Path(log_dir)
+        self.histogram_freq, self.write_images = histogram_freq, write_images
+        self.write_steps_per_second = write_steps_per_second
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self.writers: dict[str, Any] = {}
+        self.epoch_batches = 0
+        self.epoch_start = 0.0
+
+    def _writer(self, run: str):
+        """The event writer of the run folder ``train`` or ``validation``, opened when first needed."""
+        from minicnn.tensorboard_logs import EventWriter
+
+        if run not in self.writers:
+            self.writers[run] = EventWriter(self.log_dir / run / self.file_name)
+        return self.writers[run]
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        from minicnn.tensorboard_logs import first_conv2d
+
+        if self.write_images and first_conv2d(self.model) is None:
+            raise ValueError("TensorBoard: write_images=True draws the first Conv2D layer's filters; "
+                             f"the model has no Conv2D layer ({[layer.name for layer in self.model.layers]})")
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self.epoch_batches, self.epoch_start = 0, time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.epoch_batches += 1
+        step = self.model.optimizer.iterations  # the steps of every fit so far, as a checkpoint keeps them
+        if self.update_freq != "epoch" and step % self.update_freq == 0:
+            for name, value in (logs or {}).items():
+                self._writer("train").scalar(f"batch_{name}", value, step)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = logs or {}
+        train = {key: value for key, value in logs.items() if not key.startswith("val_")}
+        train.setdefault("learning_rate", self.model.optimizer.learning_rate)
+        if self.write_steps_per_second:
+            train["steps_per_second"] = self.epoch_batches / (time.perf_counter() - self.epoch_start)
+        for name, value in train.items():
+            self._writer("train").scalar(f"epoch_{name}", value, epoch)
+        for name, value in logs.items():
+            if name.startswith("val_"):
+                self._writer("validation").scalar(f"epoch_{name.removeprefix('val_')}", value, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._write_weights(epoch)
+
+    def _write_weights(self, epoch: int) -> None:
+        writer = self._writer("train")
+        for layer in self.model.layers:
+            for key, values in [*layer.params.items(), *layer.state.items()]:
+                writer.histogram(f"{layer.name}/{key}/histogram", values, epoch)
+        for name, _, gradient in self.model.parameters_and_gradients():
+            writer.histogram(f"{name}/gradient/histogram", gradient, epoch)
+        if self.write_images:
+            from minicnn.tensorboard_logs import filter_grid, first_conv2d
+
+            conv = first_conv2d(self.model)
+            image = filter_grid(conv.params["kernel"])
+            writer.image(f"{conv.name}/kernel/image", image, epoch)
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}

@@ -86,9 +86,10 @@ MISSING: dict[str, dict[str, str]] = {
         "distribution": "minicnn has no distribution module (keras.distribution): it trains on the CPU "
                         "with Numba's threads; the k-fold experiment runs folds side by side "
                         "(examples/mnist_kfold.py --jobs, or on a Dask cluster)",
-        "export": "minicnn has no export (keras.export): model.save('m.npz') writes minicnn's format, "
-                  "and minicnn.keras_compat.to_keras(model) builds the same network in Keras, with its "
-                  "weights, to export from there",
+        "export": "minicnn has no export module (keras.export, ExportArchive): "
+                  "model.export('m.onnx', format='onnx') writes an ONNX file, model.save('m.npz') "
+                  "minicnn's format, and minicnn.keras_compat.to_keras(model) builds the same network in "
+                  "Keras, with its weights, to export from there",
         "Variable": "minicnn has no Variable (keras.Variable): weights are NumPy arrays, "
                     "layer.weights and get_weights()/set_weights()",
         "Initializer": "minicnn has no Initializer objects (keras.Initializer): layers take an "
@@ -104,8 +105,6 @@ MISSING: dict[str, dict[str, str]] = {
         "hard_silu log_softmax", "minicnn has no {name} activation (keras.activations.{name}): its "
         "activations are relu, sigmoid, tanh, softmax and linear, and the LeakyReLU layer"),
     "minicnn.callbacks": {
-        **_each("TensorBoard", "minicnn writes no TensorBoard logs (keras.callbacks.TensorBoard): "
-                "callbacks.CSVLogger writes each epoch's logs to a CSV file, and fit returns a History"),
         **_each("LambdaCallback", "minicnn has no LambdaCallback (keras.callbacks.LambdaCallback): "
                 "subclass minicnn.callbacks.Callback and override the hooks you need"),
         **_each("BackupAndRestore", "minicnn has no BackupAndRestore (keras.callbacks.BackupAndRestore): "
@@ -115,7 +114,7 @@ MISSING: dict[str, dict[str, str]] = {
                 "fit(verbose=1) shows a progress bar and a line per epoch itself"),
         **_each("RemoteMonitor SwapEMAWeights OrbaxCheckpoint", "minicnn has no {name} callback "
                 "(keras.callbacks.{name}): it has Callback, History, EarlyStopping, ModelCheckpoint, "
-                "ReduceLROnPlateau, LearningRateScheduler, CSVLogger and TerminateOnNaN"),
+                "ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TensorBoard and TerminateOnNaN"),
     },
     "minicnn.datasets": _each(
         "cifar100 imdb reuters boston_housing california_housing", "minicnn has no {name} dataset "

@@ -328,3 +328,39 @@ def test_a_diverging_run_stops_with_a_clear_error_and_no_nan_anywhere(example, t
                                          r"training diverged. Try a smaller learning rate \(now 1e\+06\)"):
         example.main([*DIGITS, "--out", str(tmp_path)])
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no fold file, no model with NaN weights
+
+
+def test_quick_run_writes_tensorboard_logs_that_tensorboard_reads(example, tmp_path):
+    """--tensorboard DIR: each fold's and the final model's logs, read by TensorBoard's own reader, hold
+    every epoch's loss and accuracy as results.json has them, histograms and the first layer's filters."""
+    pytest.importorskip("tensorboard", reason="--tensorboard needs the tensorboard extra")
+    from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
+    from tensorboard.util import tensor_util
+
+    def read(folder):
+        accumulator = EventAccumulator(str(folder), size_guidance={TENSORS: 0})
+        accumulator.Reload()
+        return {tag: [(e.step, tensor_util.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+                for tag in accumulator.Tags()["tensors"]}
+
+    logs = tmp_path / "logs"
+    quick = ["--dataset", "digits", "--quick", "--folds", "2", "--epochs", "2", "--limit", "400"]
+    results = example.main([*quick, "--verbose", "0", "--out", str(tmp_path / "out"),
+                            "--tensorboard", str(logs)])
+    parts = {f"fold_{fold['fold']}": fold["history"] for fold in results["folds"]}
+    parts["final"] = results["test"]["history"]
+    assert sorted(path.name for path in logs.iterdir()) == sorted(parts)
+    for part, history in parts.items():
+        train = read(logs / part / "train")
+        epochs = len(history["loss"])
+        assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "conv2d/kernel/histogram",
+                "conv2d/kernel/gradient/histogram", "conv2d/kernel/image"} <= set(train)
+        for name in ("loss", "accuracy"):
+            np.testing.assert_allclose([(s, float(v)) for s, v in train[f"epoch_{name}"]],
+                                       list(enumerate(history[name])), rtol=1e-6)
+        assert [step for step, _ in train["conv2d/kernel/image"]] == list(range(epochs))
+        if part != "final":  # the final model trains without validation data
+            validation = read(logs / part / "validation")
+            np.testing.assert_allclose([(s, float(v)) for s, v in validation["epoch_accuracy"]],
+                                       list(enumerate(history["val_accuracy"])), rtol=1e-6)
+    assert not (logs / "final" / "validation").exists()

@@ -165,7 +165,8 @@ def test_a_missing_keras_name_says_what_is_missing(module, name):
     ("keras.losses.categorical_crossentropy", "loss='categorical_crossentropy'"),
     ("keras.metrics.AUC", "sklearn.metrics"),
     ("keras.metrics.Accuracy", "CategoricalAccuracy"),
-    ("keras.callbacks.TensorBoard", "CSVLogger"),
+    ("keras.callbacks.LambdaCallback", "subclass minicnn.callbacks.Callback"),
+    ("keras.export", "format='onnx'"),
     ("keras.utils.register_keras_serializable", "custom_objects={'MyLayer': MyLayer}"),
 ])
 def test_the_message_names_what_minicnn_offers_instead(path, offered):

@@ -297,6 +297,24 @@ class Sequential(Trainer):
         """Set the weights from a file written by :meth:`save_weights` (same layer names and shapes)."""
         saving.load_weights(self, path)
 
+    def export(self, filepath: str | os.PathLike, format: str | None = None, verbose: bool = True) -> None:
+        """Write the model for inference elsewhere, as Keras 3's ``export``: ``format="onnx"`` (the one
+        format minicnn writes) an ONNX file (:mod:`minicnn.onnx_export`, the ``onnx`` extra)."""
+        if format != "onnx":
+            raise ValueError(f"export: minicnn exports format='onnx' only; got format={format!r} (Keras' "
+                             "'tf_saved_model' and 'openvino' need TensorFlow: minicnn.keras_compat."
+                             "to_keras(model).export(...) exports from Keras)")
+        try:
+            from minicnn import onnx_export
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "onnx":
+                raise
+            raise ModuleNotFoundError("export(format='onnx') needs the onnx package: "
+                                      "pip install 'minicnn[onnx]'", name="onnx") from None
+        onnx_export.export_onnx(self, filepath)
+        if verbose:
+            print(f"Saved artifact at '{os.fspath(filepath)}'.")
+
 
 def load_model(path: str | os.PathLike, custom_objects: dict[str, type] | None = None, *,
                max_bytes: int = saving.MAX_BYTES) -> Sequential:
