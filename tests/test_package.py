@@ -124,3 +124,24 @@ def test_every_imported_module_is_declared_in_pyproject():
     for requirement, user in NEEDED_UNIMPORTED.items():
         assert "np.dot" in (ROOT / user).read_text(encoding="utf-8")
         assert requirement in required, f"{user} needs {requirement} at run time; declare it"
+
+
+def test_the_version_is_defined_once_and_installed_as_such():
+    """``minicnn.__version__`` is the one definition: the installed metadata (pyproject.toml reads it) and
+    CHANGELOG.md's first release heading agree with it."""
+    from importlib import metadata
+
+    import minicnn
+
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(r"^## \[(\d[^\]]*)\]", changelog, re.MULTILINE)[1] == minicnn.__version__
+    assert 'dynamic = ["version"]' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        installed = metadata.distribution("minicnn")
+    except metadata.PackageNotFoundError:
+        pytest.skip("minicnn is not installed (pip install -e .), so there is no metadata to compare")
+    source = json.loads(installed.read_text("direct_url.json") or "{}")
+    checkout = Path(source.get("url", "").removeprefix("file://")).resolve()
+    if source.get("dir_info", {}).get("editable") and checkout != ROOT:
+        pytest.skip(f"the installed minicnn is another checkout ({source['url']}), not this one")
+    assert installed.version == minicnn.__version__
