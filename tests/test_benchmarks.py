@@ -134,3 +134,20 @@ def test_loaded_ratio_to_keras_is_set_against_the_quiet_ratio_of_the_same_run():
     over = bench.loaded_over_quiet({0: {2: quiet}, 1: {2: loaded}})
     assert over == {1: {2: {"train": 0.625, "predict": 1.5}}}
     assert bench.loaded_over_quiet({1: {2: loaded}}) == {}
+
+
+def test_cold_start_reports_the_median_and_the_smallest_of_each_kind():
+    cold_start = load("cold_start")
+    run = lambda overhead: {"overhead_s": overhead, "compiled": 30}  # noqa: E731
+    summary = cold_start.summarize({"cold": [run(20.0), run(15.0), run(16.0)], "warm": [run(1.0)]})
+    assert summary == {"cold": {"overhead_s_median": 16.0, "overhead_s_min": 15.0, "compiled_median": 30,
+                                "compiled_min": 30},
+                       "warm": {"overhead_s_median": 1.0, "overhead_s_min": 1.0, "compiled_median": 30,
+                                "compiled_min": 30}}
+
+
+@pytest.mark.parametrize("bad", [["--repeats", "0"], ["--images", "0"], ["--batch-size", "0"]])
+def test_cold_start_rejects_bad_flags(bad, capsys):
+    with pytest.raises(SystemExit):
+        load("cold_start").parse_args(bad)
+    assert f"{bad[0]} must be at least 1; got 0" in capsys.readouterr().err

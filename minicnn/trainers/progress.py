@@ -21,13 +21,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["EpochBar", "compiling_notice", "epoch_line", "resolve_verbose"]
+__all__ = ["EpochBar", "compiling_notice", "epoch_line", "minicnn_kernels", "resolve_verbose"]
 
 VERBOSE = (0, 1, 2, "auto")
 
 SECONDS_TO_COMPILE = {True: 3.0, False: 0.3}
-"""Rough seconds to compile one kernel on 2 cores, by whether it has ``prange`` loops
-(``parallel=True``): a cold start of the seed model compiles 4 of those and 15 others in 15-17 s."""
+"""Rough seconds to compile one kernel on 2 idle cores, by whether it has ``prange`` loops
+(``parallel=True``): a cold start of the seed model compiles 4 of those and 15 others in 15-17 s.
+The estimate counts every minicnn kernel not yet compiled, so it is an upper bound for one model
+(about 33 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
 
 
 def resolve_verbose(verbose: int | str, where: str) -> int:
@@ -79,7 +81,7 @@ class EpochBar:
         self.bar.set_postfix_str("compiling")
 
 
-def _minicnn_kernels() -> list:
+def minicnn_kernels() -> list:
     """Every Numba kernel of the minicnn modules imported so far."""
     from numba.core.dispatcher import Dispatcher
 
@@ -97,7 +99,7 @@ def _on_disk(kernel) -> bool:
 def estimated_compile_seconds(compiling) -> float:
     """Rough seconds to compile ``compiling`` (a kernel) and the minicnn kernels neither loaded nor
     in the disk cache: an upper bound, as a model uses only some of them."""
-    cold = {kernel for kernel in _minicnn_kernels() if not kernel.signatures and not _on_disk(kernel)}
+    cold = {kernel for kernel in minicnn_kernels() if not kernel.signatures and not _on_disk(kernel)}
     return sum(SECONDS_TO_COMPILE[bool(kernel.targetoptions.get("parallel"))]
                for kernel in cold | {compiling})
 
@@ -125,7 +127,7 @@ def compiling_notice(shown: bool, bar: EpochBar) -> Iterator[None]:
             seconds = estimated_compile_seconds(kernel)
             if seconds > 1:
                 tqdm.write(f"Compiling minicnn's kernels for this model (first run only, "
-                           f"about {seconds:.0f} s on 2 cores) ...", file=sys.stdout)
+                           f"up to about {seconds:.0f} s on 2 cores) ...", file=sys.stdout)
                 bar.mark_compiling()
 
         def on_end(self, compile_event: event.Event) -> None: ...
