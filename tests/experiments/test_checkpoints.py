@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from example_models import tiny_data, tiny_model
+
 from minicnn.experiments.checkpoints import fit_with_checkpoints
-from tests.example_models import tiny_data, tiny_model
 
 RECORD = {"run": "labels"}
 

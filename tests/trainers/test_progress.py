@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from example_models import tiny_data, tiny_model
 
 from minicnn.trainers.progress import EpochBar, compiling_notice, resolve_verbose
-from tests.example_models import tiny_data, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
