@@ -40,7 +40,8 @@ from minicnn.metrics import Metric
 from minicnn.optimizers import Optimizer
 from minicnn.regularizers import Regularizer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""The release; pyproject.toml reads it from here, and CHANGELOG.md has a section for it."""
 
 __all__ = [
     *_layer_names, "SGD", "Adam", "RMSprop", "CategoricalCrossentropy", "History", "Sequential",

@@ -168,3 +168,20 @@ def test_zoo_ratios_are_minicnns_figure_over_the_others():
     summary = {"minicnn": row(300.0, 100.0), "keras": row(100.0, 200.0)}
     assert (zoo.ratio(summary, "keras", "train"), zoo.ratio(summary, "keras", "predict")) == (3.0, 0.5)
     assert zoo.ratio(summary, "torch", "train") is None  # not measured: no ratio, not a crash
+
+
+def test_cold_start_reports_the_median_and_the_smallest_of_each_kind():
+    cold_start = load("cold_start")
+    run = lambda overhead: {"overhead_s": overhead, "compiled": 30}  # noqa: E731
+    summary = cold_start.summarize({"cold": [run(20.0), run(15.0), run(16.0)], "warm": [run(1.0)]})
+    assert summary == {"cold": {"overhead_s_median": 16.0, "overhead_s_min": 15.0, "compiled_median": 30,
+                                "compiled_min": 30},
+                       "warm": {"overhead_s_median": 1.0, "overhead_s_min": 1.0, "compiled_median": 30,
+                                "compiled_min": 30}}
+
+
+@pytest.mark.parametrize("bad", [["--repeats", "0"], ["--images", "0"], ["--batch-size", "0"]])
+def test_cold_start_rejects_bad_flags(bad, capsys):
+    with pytest.raises(SystemExit):
+        load("cold_start").parse_args(bad)
+    assert f"{bad[0]} must be at least 1; got 0" in capsys.readouterr().err

@@ -77,31 +77,43 @@ def test_set_num_threads_sets_numba_and_blas():
     assert run_python(code) == "1 {1}"
 
 
-REQUIREMENT_OF = {"sklearn": "scikit-learn", "distributed": "dask"}
+REQUIREMENT_OF = {"sklearn": "scikit-learn", "distributed": "dask", "PIL": "pillow"}
 """The requirement that provides an import whose name differs from it (``dask[distributed]``)."""
 
 NEEDED_UNIMPORTED = {"scipy": "minicnn/fused/winograd.py"}
 """Requirements minicnn never imports but needs: Numba compiles np.dot in these kernels into SciPy's BLAS."""
 
 
-def third_party_imports() -> dict[str, bool]:
-    """Each third-party top-level module imported under ``minicnn/`` -> whether some module imports it
-    at module level (True), not only inside a function (a lazy import of an optional extra)."""
-    found: dict[str, bool] = {}
+EXTRA_MODULES = {"minicnn.onnx_export", "minicnn.tensorboard_logs"}
+"""minicnn's modules that exist for an optional extra: other modules import them only inside a function,
+so what they import at module level is imported lazily too."""
 
-    def visit(node: ast.AST, at_top: bool) -> None:
+
+def third_party_imports() -> tuple[dict[str, bool], list[str]]:
+    """Each third-party top-level module imported under ``minicnn/`` -> whether some module imports it
+    at module level (True), not only inside a function (a lazy import of an optional extra); and the
+    places that import one of :data:`EXTRA_MODULES` at module level (there should be none)."""
+    found: dict[str, bool] = {}
+    eager_extras: list[str] = []
+
+    def visit(node: ast.AST, at_top: bool, path: Path) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module == "minicnn":
+                names += [f"minicnn.{a.name}" for a in node.names]
             for name in names if getattr(node, "level", 0) == 0 else []:
                 top = name.split(".")[0]
                 if top != "minicnn" and top not in sys.stdlib_module_names:
                     found[top] = found.get(top, False) or at_top
+                if name in EXTRA_MODULES and at_top:
+                    eager_extras.append(f"{path.relative_to(ROOT)} imports {name}")
         for child in ast.iter_child_nodes(node):
-            visit(child, at_top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))
+            visit(child, at_top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef), path)
 
     for path in sorted((ROOT / "minicnn").rglob("*.py")):
-        visit(ast.parse(path.read_text(encoding="utf-8")), True)
-    return found
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        visit(ast.parse(path.read_text(encoding="utf-8")), module not in EXTRA_MODULES, path)
+    return found, eager_extras
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
@@ -113,7 +125,8 @@ def test_every_imported_module_is_declared_in_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     required = requirement_names(project["dependencies"])
     optional = set().union(*(requirement_names(r) for r in project["optional-dependencies"].values()))
-    imports = third_party_imports()
+    imports, eager_extras = third_party_imports()
+    assert eager_extras == [], "these make an optional extra a requirement of importing minicnn"
     assert {"numpy", "numba", "joblib", "threadpoolctl", "keras", "distributed"} <= set(imports)  # found
     for module, at_top in imports.items():
         requirement = REQUIREMENT_OF.get(module, module)
@@ -124,3 +137,24 @@ def test_every_imported_module_is_declared_in_pyproject():
     for requirement, user in NEEDED_UNIMPORTED.items():
         assert "np.dot" in (ROOT / user).read_text(encoding="utf-8")
         assert requirement in required, f"{user} needs {requirement} at run time; declare it"
+
+
+def test_the_version_is_defined_once_and_installed_as_such():
+    """``minicnn.__version__`` is the one definition: the installed metadata (pyproject.toml reads it) and
+    CHANGELOG.md's first release heading agree with it."""
+    from importlib import metadata
+
+    import minicnn
+
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(r"^## \[(\d[^\]]*)\]", changelog, re.MULTILINE)[1] == minicnn.__version__
+    assert 'dynamic = ["version"]' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        installed = metadata.distribution("minicnn")
+    except metadata.PackageNotFoundError:
+        pytest.skip("minicnn is not installed (pip install -e .), so there is no metadata to compare")
+    source = json.loads(installed.read_text("direct_url.json") or "{}")
+    checkout = Path(source.get("url", "").removeprefix("file://")).resolve()
+    if source.get("dir_info", {}).get("editable") and checkout != ROOT:
+        pytest.skip(f"the installed minicnn is another checkout ({source['url']}), not this one")
+    assert installed.version == minicnn.__version__

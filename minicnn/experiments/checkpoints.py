@@ -1,7 +1,8 @@
 """Epoch checkpoints: a training interrupted after epoch e goes on from epoch e, as if never stopped.
 
 :func:`fit_with_checkpoints` trains a minicnn model one epoch at a time,
-``fit(..., epochs=e + 1, initial_epoch=e, seed=seed)``, and after each epoch
+``fit(..., epochs=epochs, initial_epoch=e, seed=seed)`` stopped after that epoch (so that it is
+labelled ``Epoch e+1/epochs``, out of the real total, also when resumed), and after each epoch
 saves the model (weights, optimizer state, every layer's random generator;
 see :meth:`minicnn.Sequential.save`) as ``epoch_<e>.npz`` and the history so far
 as ``epoch_<e>.json`` in its folder. The JSON file is written after the model, so
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from minicnn.callbacks import Callback
 from minicnn.experiments.rundir import read_part, write_part
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.json")
@@ -52,7 +54,8 @@ def fit_with_checkpoints(model, x, y, *, directory: str | os.PathLike, record: M
         done, history, seconds = last, state["history"], state["fit_seconds"]
     for epoch in range(done, epochs):
         start = time.perf_counter()
-        step = model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, **fit_args, **fit_kwargs)
+        step = model.fit(x, y, epochs=epochs, initial_epoch=epoch, **fit_args, **{
+            **fit_kwargs, "callbacks": [*(fit_kwargs.get("callbacks") or ()), StopAfterEpoch()]})
         seconds += time.perf_counter() - start
         for key, values in step.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
@@ -61,6 +64,13 @@ def fit_with_checkpoints(model, x, y, *, directory: str | os.PathLike, record: M
         write_part(directory / f"epoch_{epoch + 1}.json", state, record)
         _remove_before(directory, epoch + 1)
     return model, history, seconds
+
+
+class StopAfterEpoch(Callback):
+    """Ends ``fit`` after its first epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.model.stop_training = True
 
 
 def latest_epoch(directory: str | os.PathLike) -> int:

@@ -33,6 +33,7 @@ from minicnn import (
     Sequential,
     datasets,
 )
+from minicnn.experiments.cli import VERBOSITY, verbosity
 from minicnn.experiments.crossval import CrossValidationResult, FoldResult, HoldoutResult
 from minicnn.experiments.results import build_results, write_results
 
@@ -64,8 +65,9 @@ def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespa
                         "read with only its format checked (e.g. from examples/synthetic_cifar10.py)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory, new or empty "
                         "(runs/cifar10-<UTC time>/)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="0 silent, 1 (default) progress bars and a line per epoch, 2 the line only")
+    parser.add_argument("--verbose", type=verbosity, choices=VERBOSITY, default="auto",
+                        help="0 silent, 1 progress bars and a line per epoch, 2 the line only, "
+                        "auto (default) 1 on a terminal, else 2")
     args = parser.parse_args(argv)
     args.limit_given = args.limit is not None
     for key, value in (QUICK if args.quick else FULL).items():

@@ -17,6 +17,14 @@ from minicnn.experiments.crossval import CrossValidationResult, HoldoutResult
 from minicnn.experiments.data import DATASETS, Data, load_data
 from minicnn.experiments.protocol import BATCH_SIZE, FULL, LEARNING_RATE, QUICK
 
+VERBOSITY = (0, 1, 2, "auto")
+"""``--verbose``'s values: ``fit``'s (see :mod:`minicnn.trainers.progress`)."""
+
+
+def verbosity(text: str) -> int | str:
+    """``--verbose``'s value as ``fit`` takes it: ``auto``, or 0, 1 or 2 as an int."""
+    return text if text == "auto" else int(text)
+
 
 def protocol_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the protocol's flags: the folds, epochs, data, seed and output folder."""
@@ -40,9 +48,9 @@ def protocol_parser(description: str) -> argparse.ArgumentParser:
                         "(default: $MINICNN_DATA/<dataset>/, else the download cache)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder, new or empty (runs/<UTC time>/)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                        help="0 no training output, 1 (default) progress bars and a line per epoch, "
-                        "2 the line only")
+    parser.add_argument("--verbose", type=verbosity, choices=VERBOSITY, default="auto",
+                        help="0 no training output, 1 progress bars and a line per epoch, 2 the line only, "
+                        "auto (default) 1 on a terminal, else 2")
     return parser
 
 

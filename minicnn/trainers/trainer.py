@@ -14,6 +14,7 @@ their batches side by side, one per thread.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from minicnn.trainers.data_adapters import (
     get_data_adapter,
     per_sample_weights,
 )
+from minicnn.trainers.progress import EpochBar, compiling_notice, epoch_line, resolve_verbose
 from minicnn.validation import check_int
 
 __all__ = ["Trainer"]
@@ -51,6 +53,7 @@ class FitRun:
     batch_size: int
     """The batch size of the validation."""
     verbose: int
+    """0, 1 or 2 (``"auto"`` resolved; see :mod:`minicnn.trainers.progress`)."""
     callbacks: CallbackList
     """The user's callbacks, then :attr:`history`."""
     history: History
@@ -142,7 +145,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int = 1,
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int | str = "auto",
             callbacks: list[Callback] | None = None, validation_split: float = 0.0,
             validation_data: tuple | None = None, shuffle: bool = True, class_weight: dict | None = None,
             sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
@@ -156,7 +159,9 @@ class Trainer:
         drawn from ``default_rng(seed)``, so a run resumed with ``initial_epoch`` sees the same
         batches as one that never stopped. ``validation_split`` holds out the *last*
         fraction of the data before shuffling, as Keras does. ``verbose``: 0 silent,
-        1 a progress bar and a summary line per epoch, 2 the summary line only.
+        1 a progress bar and a summary line per epoch, 2 the summary line only, ``"auto"``
+        1 on a terminal or in a notebook and 2 otherwise (in a log file); see
+        :mod:`minicnn.trainers.progress`.
 
         ``x`` may instead be a Python iterator or generator of batches ``(x, y)`` or
         ``(x, y, sample_weight)`` (``y`` None): each epoch then takes ``steps_per_epoch``
@@ -176,6 +181,7 @@ class Trainer:
         check_int(batch_size, "fit: batch_size", minimum=1)
         check_int(epochs, "fit: epochs", minimum=1)
         check_int(initial_epoch, "fit: initial_epoch", minimum=0)
+        verbose = resolve_verbose(verbose, "fit")
         if steps_per_epoch is not None:
             check_int(steps_per_epoch, "fit: steps_per_epoch", minimum=1)
         if initial_epoch >= epochs:
@@ -200,6 +206,8 @@ class Trainer:
 
     def _fit_epochs(self, run: FitRun) -> History:
         """The loop over the epochs of one ``fit``: train, validate, tell the callbacks."""
+        from tqdm.auto import tqdm
+
         self.stop_training = False
         run.callbacks.call("on_train_begin", {})
         logs: dict[str, float] = {}
@@ -217,7 +225,7 @@ class Trainer:
                 logs.update({f"val_{key}": value for key, value in val.items()})
             run.callbacks.call("on_epoch_end", epoch, logs)
             if run.verbose:
-                _print_epoch(epoch, run.epochs, time.perf_counter() - start, logs)
+                tqdm.write(epoch_line(epoch, run.epochs, time.perf_counter() - start, logs), file=sys.stdout)
             if self.stop_training:
                 break
         run.callbacks.call("on_train_end", logs)
@@ -225,17 +233,16 @@ class Trainer:
 
     def _train_epoch(self, run: FitRun, epoch: int, batches: Iterator[Batch]) -> dict[str, float]:
         """Train on ``batches``; the logs: means over the epoch's samples of the loss and metrics."""
-        from tqdm.auto import tqdm
-
         steps = run.data.steps
         totals = dict.fromkeys(self.metrics_names, 0.0)
         seen, logs = 0, {}
-        with tqdm(batches, total=steps, desc=f"Epoch {epoch + 1}/{run.epochs}", unit="batch", leave=False,
-                  disable=run.verbose != 1) as bar:
-            for batch, (xb, yb, wb) in enumerate(bar):
+        with EpochBar(f"Epoch {epoch + 1}/{run.epochs}", steps, shown=run.verbose == 1) as bar:
+            for batch, (xb, yb, wb) in enumerate(batches):
                 run.callbacks.call("on_train_batch_begin", batch, {})
                 try:
-                    loss, z = self._train_step(xb, yb, wb, run.skip_non_finite)
+                    first = batch == 0 and epoch == run.initial_epoch
+                    with compiling_notice(run.verbose > 0 and first, bar):
+                        loss, z = self._train_step(xb, yb, wb, run.skip_non_finite)
                 except FloatingPointError as exc:
                     raise FloatingPointError(
                         f"fit: {exc} at epoch {epoch + 1}, batch {batch + 1}"
@@ -248,7 +255,7 @@ class Trainer:
                     totals[metric.name] += float(metric.score(z, yb).sum())
                 seen += len(xb)
                 logs = {key: value / seen for key, value in totals.items()}
-                bar.set_postfix({key: f"{value:.4f}" for key, value in logs.items()}, refresh=False)
+                bar.batch_done(logs)
                 run.callbacks.call("on_train_batch_end", batch, dict(logs))
                 if self.stop_training:
                     break
@@ -256,7 +263,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluate and predict
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None, verbose: int = 0,
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None, verbose: int | str = 0,
                  sample_weight=None, return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Mean loss and metrics on ``(x, y)``, dropout off, batch by batch (32 by default). The loss
         includes the weight penalties (``kernel_regularizer``), as Keras' and as ``fit``'s.
@@ -270,6 +277,7 @@ class Trainer:
         batch_size = 32 if batch_size is None else batch_size
         check_int(batch_size, "evaluate: batch_size", minimum=1)
         weights = per_sample_weights(y, sample_weight, None, self.dtype, "evaluate")
+        verbose = resolve_verbose(verbose, "evaluate")
         return self._scores(self._evaluate_arrays(x, y, weights, batch_size, verbose), return_dict)
 
     def _scores(self, logs: dict[str, float], return_dict: bool) -> float | list[float] | dict[str, float]:
@@ -289,7 +297,7 @@ class Trainer:
         logs["loss"] += self.regularization_loss()  # Keras' evaluate counts the weight penalties too
         return logs
 
-    def predict(self, x: np.ndarray, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
         """The model's outputs (softmax probabilities), computed in batches (32 by default): shape (N, K).
 
         The batches are independent, so they run side by side, one per thread
@@ -298,6 +306,7 @@ class Trainer:
         x = check_x(self, x, "predict")
         batch_size = 32 if batch_size is None else batch_size
         check_int(batch_size, "predict: batch_size", minimum=1)
+        verbose = resolve_verbose(verbose, "predict")
         return np.concatenate([p for _, p in self._batched(x, batch_size, verbose, self)])
 
     def _batched(self, x, batch_size, verbose, fn) -> list[tuple[int, np.ndarray]]:
@@ -306,7 +315,7 @@ class Trainer:
 
         begins = range(0, len(x), batch_size)
         with self.implementation_context(), tqdm(total=len(begins), unit="batch", leave=False,
-                                                 disable=verbose != 1) as bar:
+                                                 disable=verbose != 1, file=sys.stdout) as bar:
 
             def one(begin: int) -> tuple[int, np.ndarray]:
                 out = fn(x[begin:begin + batch_size], training=False)
@@ -315,9 +324,3 @@ class Trainer:
 
             return threads.map_on_threads(one, begins)
 
-
-def _print_epoch(epoch: int, epochs: int, seconds: float, logs: dict[str, float]) -> None:
-    from tqdm.auto import tqdm
-
-    metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-    tqdm.write(f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {metrics}")

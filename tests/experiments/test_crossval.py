@@ -269,14 +269,21 @@ class Resumable:
     def __init__(self, state=1.0):
         self.state = state
 
-    def fit(self, x, y, *, epochs, initial_epoch=0, seed, batch_size, verbose, validation_data=None):
+    def fit(self, x, y, *, epochs, initial_epoch=0, seed, batch_size, verbose, validation_data=None,
+            callbacks=()):
         Resumable.calls.append((initial_epoch, epochs))
-        losses = []
+        losses, self.stop_training = [], False
+        for callback in callbacks:
+            callback.set_model(self)
         for epoch in range(initial_epoch, epochs):
             if epoch == Resumable.stop_before:
                 raise KeyboardInterrupt
             self.state = self.state * 0.5 + seed + epoch + float(x.sum())
             losses.append(self.state)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch)
+            if self.stop_training:
+                break
         return SimpleNamespace(history={"loss": losses, "val_loss": [v / 2 for v in losses]})
 
     def evaluate(self, x, y, **kwargs):
@@ -308,7 +315,7 @@ def test_an_interrupted_fold_goes_on_from_its_last_epoch(tmp_path, resumable):
         "epoch_3.json", "epoch_3.npz"]
     resumable.stop_before, resumable.calls = None, []
     resumed = cross_validate(lambda k: Resumable(), x, y, out_dir=tmp_path / "cut", resume=True, **args)
-    assert resumable.calls[:2] == [(3, 4), (4, 5)]  # fold 1 from epoch 3 on, not from 0
+    assert resumable.calls[:2] == [(3, 5), (4, 5)]  # fold 1 from epoch 3 on, not from 0, of 5
     assert [f.history for f in resumed.folds] == [f.history for f in whole.folds]
     assert [f.loss for f in resumed.folds] == [f.loss for f in whole.folds]
     assert not (tmp_path / "cut" / "checkpoints").exists()
