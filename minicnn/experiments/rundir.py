@@ -107,7 +107,7 @@ class RunLock:
         try:
             holder = read_json_no_follow(self.path)
             return f"pid {holder['pid']} on {holder['host']}, started {holder['started']}"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RunDirError):
             return "a process that has not written its name yet"
 
 
@@ -222,8 +222,9 @@ def begin_session(directory: str | os.PathLike) -> list[dict[str, Any]]:
     """
     path = Path(directory) / MANIFEST_NAME
     manifest = read_json_no_follow(path)
+    bookkeeping = (MANIFEST_NAME, LOCK_NAME, WORKERS_LOCK_NAME)  # written by this session, not that one
     last_write = max((os.lstat(Path(root) / name).st_mtime for root, _, files in os.walk(directory)
-                      for name in files if name != MANIFEST_NAME), default=0.0)
+                      for name in files if name not in bookkeeping), default=0.0)
     for session in manifest.setdefault("sessions", []):
         if session["seconds"] is None:
             started = datetime.fromisoformat(session["started"]).timestamp()
@@ -254,9 +255,9 @@ def check_merge_folder(directory: str | os.PathLike) -> None:
     if os.path.lexists(directory / MANIFEST_NAME):
         check_manifest(directory)
         return
+    parts = re.compile(r"fold_\d+\.json|test\.json")
     others = sorted(p.name for p in directory.iterdir()
-                    if not (re.fullmatch(r"fold_\d+\.json|test\.json", p.name) or p.name in (LOCK_NAME,
-                                                                                         WORKERS_LOCK_NAME)))
+                    if not parts.fullmatch(p.name) and p.name not in (LOCK_NAME, WORKERS_LOCK_NAME))
     if others:
         raise RunDirError(f"{directory} is not the folder of a minicnn run (it has no {MANIFEST_NAME}) and "
                           f"holds other files than parts ({', '.join(others)}); refusing to write "

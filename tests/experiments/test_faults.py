@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -317,14 +318,16 @@ def test_a_resumed_run_records_every_session_and_their_sum(example, finished_run
 
 def test_a_session_killed_without_a_word_counts_until_its_last_write(tmp_path):
     rundir.write_manifest(tmp_path, {"config": {}})
-    rundir.begin_session(tmp_path)  # then killed: its time is never recorded
-    started = json.loads((tmp_path / rundir.MANIFEST_NAME).read_text())["sessions"][0]["started"]
-    from datetime import datetime
-
+    manifest = tmp_path / rundir.MANIFEST_NAME
+    rundir.begin_session(tmp_path)  # then killed an hour ago, 42 s after it started: its time never recorded
+    started = time.time() - 3600
+    killed = json.loads(manifest.read_text())
+    killed["sessions"][0]["started"] = datetime.fromtimestamp(started, timezone.utc).isoformat()
+    manifest.write_text(json.dumps(killed))
     (tmp_path / "fold_1.json").write_text("{}")
-    written = datetime.fromisoformat(started).timestamp() + 42.0
-    os.utime(tmp_path / "fold_1.json", (written, written))
-    sessions = rundir.begin_session(tmp_path)
+    os.utime(tmp_path / "fold_1.json", (started + 42.0, started + 42.0))
+    with rundir.RunLock(tmp_path):  # as in a run: the lock, written now, is not the killed session's
+        sessions = rundir.begin_session(tmp_path)
     assert sessions[0]["seconds"] == pytest.approx(42.0) and sessions[1]["seconds"] is None
 
 
