@@ -36,13 +36,15 @@ def run_tasks(function: Callable, calls: Iterable[tuple], *, n_jobs: int, backen
     thread of a Dask cluster).
     """
     import joblib
+    from joblib.parallel import LokyBackend, get_active_backend
 
     calls = list(calls)
     chosen = {"n_jobs": n_jobs, **({"backend": backend} if backend else {})}
     with joblib.parallel_config(**chosen):
         concurrent = max(1, min(joblib.effective_n_jobs(), len(calls)))
         in_threads = backend == "threading"
-        parent = os.getpid() if backend is None else None  # loky's workers are this process' children
+        # loky's workers are this process' children; other backends' workers are not ours to end
+        parent = os.getpid() if isinstance(get_active_backend()[0], LokyBackend) else None
         parallel = joblib.Parallel(return_as="generator_unordered")
         # The arguments one by one, not in a tuple: Dask's backend then sends each large array
         # to the cluster once, instead of once per call.
