@@ -34,6 +34,7 @@ from typing import Any
 
 import minicnn
 from minicnn import Adam, callbacks
+from minicnn.experiments import cli
 from minicnn.experiments.cifar10 import (
     LEARNING_RATE,
     VALIDATION_SPLIT,
@@ -43,23 +44,31 @@ from minicnn.experiments.cifar10 import (
     train_and_score,
     training_callbacks,
 )
+from minicnn.experiments.rundir import NonFiniteScoreError
+from minicnn.saving import ModelFileError
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the example with command-line ``argv``; returns what it writes to results.json."""
+    """Run the example with command-line ``argv``; returns what it writes to results.json.
+
+    Every failure is one ``error:`` line (exit 1); Ctrl-C and SIGTERM stop it with one line
+    (exit 130 and 143).
+    """
     args = parse_args(argv, __doc__.split("\n\n")[0])
     started = time.perf_counter()
-    data = load_data(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.seed)
-    model.compile(optimizer=Adam(learning_rate=LEARNING_RATE), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    print(f"CIFAR-10 CNN: {len(data[0]):,} training images ({VALIDATION_SPLIT:.0%} held out for "
-          f"validation), {len(data[2]):,} test images, up to {args.epochs} epochs of batch {args.batch_size}")
-    model.summary()
-    minicnn.set_random_seed(args.seed)
-    return train_and_score(model, data, args, training_callbacks(callbacks, args.out, "best_model.npz"),
-                           "minicnn", {"minicnn": minicnn.__version__}, started)
+    with cli.one_line_failures((NonFiniteScoreError, FloatingPointError, ModelFileError)):
+        data = load_data(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        model = build_model(args.seed)
+        model.compile(optimizer=Adam(learning_rate=LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        print(f"CIFAR-10 CNN: {len(data[0]):,} training images ({VALIDATION_SPLIT:.0%} held out for "
+              f"validation), {len(data[2]):,} test images, up to {args.epochs} epochs of batch "
+              f"{args.batch_size}")
+        model.summary()
+        minicnn.set_random_seed(args.seed)
+        return train_and_score(model, data, args, training_callbacks(callbacks, args.out, "best_model.npz"),
+                               "minicnn", {"minicnn": minicnn.__version__}, started)
 
 
 if __name__ == "__main__":

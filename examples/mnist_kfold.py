@@ -38,13 +38,14 @@ from pathlib import Path
 
 import minicnn
 from minicnn import viz
-from minicnn.experiments import cli, evaluation, protocol, rundir
+from minicnn.experiments import cli, evaluation, parallel, protocol, rundir
 from minicnn.experiments.checkpoints import remove_checkpoints
 from minicnn.experiments.crossval import cross_validate, fit_and_test
 from minicnn.experiments.data import DATASETS, Data
 from minicnn.experiments.published_model import mnist_cnn
 from minicnn.experiments.results import build_results, read_parts, write_results
 from minicnn.files import atomic_write
+from minicnn.saving import ModelFileError
 
 
 def parse_args(argv: Sequence[str] | None):
@@ -89,39 +90,74 @@ def _fold(text: str) -> int | str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
-    """Run the experiment with command-line ``argv``; returns what it writes to results.json, if it does."""
+    """Run the experiment with command-line ``argv``; returns what it writes to results.json, if it does.
+
+    Every failure is one ``error:`` line (exit 1); Ctrl-C and SIGTERM stop it cleanly (exit
+    130 and 143), the finished folds and the last epoch checkpoints kept for ``--resume``.
+    """
     args = parse_args(argv)
-    try:
+    errors = (rundir.RunDirError, rundir.NonFiniteScoreError, FloatingPointError, ModelFileError)
+    with cli.one_line_failures(errors, out=None if args.merge else args.out):
         if args.merge:
+            rundir.check_merge_folder(args.merge)  # before the lock: nothing is written into a folder refused
             with rundir.RunLock(args.merge):
                 return merge(args.merge)
         data = cli.load_run_data(args)  # before anything is written: bad data leaves no folder behind
         record = rundir.run_record(cli.config(args, data), data.sha256())
+        if args.resume:
+            rundir.check_manifest(args.out, record)
         with ExitStack() as stack:
             args.backend = connect(args.scheduler, stack)
             stack.enter_context(rundir.RunLock(args.out))
             return run(args, data, record)
-    except (rundir.RunDirError, rundir.NonFiniteScoreError, FloatingPointError) as exc:
-        raise SystemExit(f"error: {exc}") from None
 
 
 def run(args, data: Data, record: dict) -> dict | None:
-    """The folds, then the final model, then results.json; or the one part ``--fold`` names."""
+    """The folds, then the final model, then results.json; or the one part ``--fold`` names.
+
+    Each session (the first, and each ``--resume``) is recorded in the run's manifest with
+    its own wall time, so ``total_seconds`` is the sum over sessions.
+    """
     started = time.perf_counter()
     if args.resume:
+        rundir.check_manifest(args.out, record)
         rundir.check_parts(args.out, record)
     else:
         rundir.check_empty(args.out)
-    cli.print_header(args, data, mnist_cnn(data.x_cv.shape[1:], data.num_classes).count_params())
-    if args.fold != "final":
-        train_folds(args, data, record)
-    if args.fold in (None, "final"):
-        train_final_model(args, data, record)
-    if args.fold is not None:
-        print(f"\nPart {args.fold} is in {args.out}. With every part in one folder: "
-              f"python {Path(__file__).name} --merge DIR")
-        return None
-    return merge(args.out, total_seconds=time.perf_counter() - started)
+        rundir.write_manifest(args.out, record)
+    sessions = rundir.begin_session(args.out)
+    try:
+        cli.print_header(args, data, mnist_cnn(data.x_cv.shape[1:], data.num_classes).count_params())
+        if args.fold != "final":
+            train_folds(args, data, record)
+        if args.fold in (None, "final"):
+            train_final_model(args, data, record)
+        if args.fold is not None:
+            print(f"\nPart {args.fold} is in {args.out}. With every part in one folder: "
+                  f"python {Path(__file__).name} --merge DIR")
+            return None
+        sessions[-1]["seconds"] = time.perf_counter() - started
+        return merge(args.out, sessions=sessions, threads=thread_counts(args))
+    finally:
+        rundir.end_session(args.out, time.perf_counter() - started)
+
+
+def thread_counts(args) -> dict[str, int | str | None]:
+    """How the folds ran: at once (jobs), and the threads each used, minicnn's and BLAS's.
+
+    minicnn's products run BLAS on one thread whatever the BLAS library's own count
+    (``docs/backprop.md#products-whose-sums-do-not-depend-on-the-thread-count``).
+    """
+    from threadpoolctl import threadpool_info
+
+    blas = max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"),
+               default=None)
+    if args.backend == "dask":
+        return {"jobs": "dask", "minicnn_per_job": None, "blas_in_products": 1, "blas_library": blas}
+    import numba
+
+    per_job = numba.get_num_threads() if args.jobs == 1 else parallel.threads_per_task(args.jobs)
+    return {"jobs": args.jobs, "minicnn_per_job": per_job, "blas_in_products": 1, "blas_library": blas}
 
 
 def connect(scheduler: str | None, stack: ExitStack) -> str | None:
@@ -164,7 +200,7 @@ def tensorboard(log_dir: Path | None, part: str) -> dict:
 def train_final_model(args, data: Data, record: dict) -> None:
     """The final model: train on the training set, test once; writes test.json last, after its outputs."""
     if (args.out / "test.json").exists():
-        rundir.read_part(args.out / "test.json", record)
+        rundir.read_part(args.out / "test.json", record)  # its fields are checked by the merge
         print("The final model and its test are done already.")
         return
     print(f"\nFinal model: training on {len(data.x_train):,} images, then testing on {len(data.x_test):,}")
@@ -177,6 +213,7 @@ def train_final_model(args, data: Data, record: dict) -> None:
         fit_kwargs={"seed": protocol.shuffle_seed(seed), **tensorboard(args.tensorboard, "final")},
         checkpoint_dir=args.out / "checkpoints" / "final",
         record=record)
+    rundir.refuse_link(args.out / "final_model.npz")
     model.save(args.out / "final_model.npz")
     print("\n" + write_test_outputs(model, data, args.out, args.batch_size))
     rundir.write_part(args.out / "test.json", test.to_dict(), record)
@@ -207,20 +244,30 @@ def write_test_outputs(model: minicnn.Sequential, data: Data, out: Path, batch_s
     return report
 
 
-def merge(out: Path, total_seconds: float | None = None) -> dict:
+def merge(out: Path, sessions: list[dict] | None = None, threads: dict | None = None) -> dict:
     """results.json and learning_curves.png from the parts in ``out``; returns the results.
 
-    ``total_seconds`` is the run's wall time; for parts made elsewhere, the sum of their own.
+    ``sessions`` are the run's sessions, each with its own wall time, and ``total_seconds``
+    their sum; for parts made elsewhere, it is the sum of the parts' own times. ``threads``
+    (see :func:`thread_counts`) is recorded too when given.
     """
     record, cv, test = read_parts(out)
     config = record["config"]
     title = f"Learning curves: {config['folds']}-fold cross-validation on " \
             f"{DATASETS.get(config['dataset'], config['dataset'])}"
+    rundir.refuse_link(out / "learning_curves.png")
     evaluation.plot_learning_curves([f.history for f in cv.folds], out / "learning_curves.png", title)
-    if total_seconds is None:
+    if sessions is None:
         total_seconds = sum(f.wall_seconds for f in cv.folds) + test.fit_seconds
+    else:
+        total_seconds = sum(session["seconds"] for session in sessions)
     results = build_results(framework="minicnn", dataset=config["dataset"], versions=_versions(),
                             config=config, cv=cv, test=test, total_seconds=total_seconds)
+    if sessions is not None:
+        results["sessions"] = sessions
+    if threads is not None:
+        results["threads"] = threads
+    rundir.refuse_link(out / "results.json")
     write_results(out / "results.json", results)
     cli.print_summary(cv, test, total_seconds, out)
     return results

@@ -92,3 +92,11 @@ def test_the_example_runs_as_a_script_and_imports_only_the_package():
         assert flag in done.stdout
     for path in [*(ROOT / "examples").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
         assert "sys.path" not in path.read_text(), f"{path.name} imports through sys.path"
+
+
+def test_an_unusable_out_folder_is_one_error_line(example, synthetic, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "a_file" / "out"
+    with pytest.raises(SystemExit) as stopped:
+        example.main(["--quick", "--binary", str(synthetic), "--out", str(out), *ARGS])
+    assert stopped.value.code == f"error: {out}: Not a directory"

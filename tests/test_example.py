@@ -21,6 +21,7 @@ from minicnn.experiments.evaluation import to_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mnist_kfold.py"
+MANIFEST = ".minicnn-run.json"
 OUTPUTS = {"fold_1.json", "fold_2.json", "test.json", "learning_curves.png", "confusion_matrix.png",
            "classification_report.txt", "misclassified.png", "final_model.npz", "results.json",
            "confused_pairs.png", "filters.png", "feature_maps.png", "saliency.png"}
@@ -58,7 +59,8 @@ def scores(results):
 
 def test_every_promised_file_is_written(digits_run):
     out, _ = digits_run
-    assert {p.name for p in out.iterdir()} == OUTPUTS  # no lock, no checkpoints left
+    # no lock, no checkpoints left; the manifest marks the folder as a run's
+    assert {p.name for p in out.iterdir()} == OUTPUTS | {MANIFEST}
     for name in OUTPUTS:
         if name.endswith(".png"):
             assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -69,7 +71,7 @@ def test_results_json_has_the_shared_schema(digits_run):
     results = json.loads((out / "results.json").read_text())
     assert results == json.loads(json.dumps(returned))
     assert set(results) == {"framework", "dataset", "date", "machine", "versions", "config", "folds", "mean",
-                            "test", "total_seconds"}
+                            "test", "total_seconds", "sessions", "threads"}
     assert (results["framework"], results["dataset"]) == ("minicnn", "digits")
     assert results["date"].endswith("+00:00")
     assert set(results["machine"]) == {"cpu", "cores", "platform"} and results["machine"]["cores"] >= 1
@@ -263,33 +265,35 @@ def test_parts_made_apart_merge_into_the_whole_run(example, digits_run, tmp_path
     _, whole = digits_run
     for part in ("1", "2", "final"):
         assert example.main([*DIGITS, "--fold", part, "--out", str(tmp_path / part)]) is None
-    assert {p.name for p in (tmp_path / "1").iterdir()} == {"fold_1.json"}
+    assert {p.name for p in (tmp_path / "1").iterdir()} == {"fold_1.json", MANIFEST}
     gathered = tmp_path / "gathered"
     shutil.copytree(tmp_path / "final", gathered)
     for part in ("1", "2"):
         shutil.copy(tmp_path / part / f"fold_{part}.json", gathered)
     merged = example.main(["--merge", str(gathered)])
     assert scores(merged) == scores(whole)
-    assert {p.name for p in gathered.iterdir()} == OUTPUTS
+    assert {p.name for p in gathered.iterdir()} == OUTPUTS | {MANIFEST}
 
 
 def test_merge_names_missing_parts_and_parts_of_other_runs(example, digits_run, tmp_path):
     out, _ = digits_run
-    shutil.copy(out / "fold_1.json", tmp_path)
-    shutil.copy(out / "test.json", tmp_path)
+    gathered = tmp_path / "gathered"
+    gathered.mkdir()
+    shutil.copy(out / "fold_1.json", gathered)
+    shutil.copy(out / "test.json", gathered)
     with pytest.raises(SystemExit, match=r"^error: .* does not hold the 2 folds and the test of one run: "
                                          r"missing fold_2.json$"):
-        example.main(["--merge", str(tmp_path)])
+        example.main(["--merge", str(gathered)])
     example.main([*DIGITS, "--seed", "5", "--fold", "2", "--out", str(tmp_path / "other")])
-    shutil.copy(tmp_path / "other" / "fold_2.json", tmp_path)
+    shutil.copy(tmp_path / "other" / "fold_2.json", gathered)
     with pytest.raises(SystemExit, match=r"fold_2.json belongs to another run: seed: 5 there, 0 here"):
-        example.main(["--merge", str(tmp_path)])
+        example.main(["--merge", str(gathered)])
 
 
 def test_resume_refuses_other_flags_and_a_held_folder(example, digits_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(digits_run[0], out)
-    with pytest.raises(SystemExit, match=r"belongs to another run: epochs: 1 there, 2 here"):
+    with pytest.raises(SystemExit, match=r"another run \(.*\.minicnn-run\.json\): epochs: 1 there, 2 here"):
         example.main([*DIGITS, "--epochs", "2", "--resume", str(out)])
     from experiments.test_rundir import hold_lock
 
@@ -319,7 +323,7 @@ def test_a_run_killed_mid_fold_resumes_to_the_same_results(example, tmp_path):
     assert scores(resumed) == scores(whole)
     weights = [load_model(d / "final_model.npz").get_weights() for d in (tmp_path / "whole", out)]
     assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
-    assert {p.name for p in out.iterdir()} == OUTPUTS
+    assert {p.name for p in out.iterdir()} == OUTPUTS | {MANIFEST}
 
 
 def test_a_diverging_run_stops_with_a_clear_error_and_no_nan_anywhere(example, tmp_path, monkeypatch):
@@ -327,7 +331,8 @@ def test_a_diverging_run_stops_with_a_clear_error_and_no_nan_anywhere(example, t
     with pytest.raises(SystemExit, match=r"^error: fit: the loss is nan at epoch 1, batch \d+ of \d+: "
                                          r"training diverged. Try a smaller learning rate \(now 1e\+06\)"):
         example.main([*DIGITS, "--out", str(tmp_path)])
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no fold file, no model with NaN weights
+    # no fold file, no model with NaN weights: only the manifest that marks the folder as the run's
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [MANIFEST]
 
 
 def test_quick_run_writes_tensorboard_logs_that_tensorboard_reads(example, tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from minicnn.callbacks import Callback
-from minicnn.experiments.rundir import read_part, write_part
+from minicnn.experiments.rundir import RunDirError, read_part, refuse_link, write_part
 
 _EPOCH_FILE = re.compile(r"epoch_(\d+)\.json")
 
@@ -43,6 +43,7 @@ def fit_with_checkpoints(model, x, y, *, directory: str | os.PathLike, record: M
         raise ValueError("checkpoints need fit_kwargs['seed']: without a fixed seed, "
                          "a resumed fit would shuffle differently")
     from minicnn import load_model
+    from minicnn.saving import ModelFileError
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,13 @@ def fit_with_checkpoints(model, x, y, *, directory: str | os.PathLike, record: M
     last = latest_epoch(directory)
     if last:
         state = read_part(directory / f"epoch_{last}.json", record)
-        model = load_model(directory / f"epoch_{last}.npz")
+        saved = directory / f"epoch_{last}.npz"
+        refuse_link(saved)
+        try:
+            model = load_model(saved)
+        except ModelFileError as exc:
+            raise RunDirError(f"a damaged checkpoint: {exc}; delete {directory} to train this model again "
+                              "from its first epoch") from None
         done, history, seconds = last, state["history"], state["fit_seconds"]
     for epoch in range(done, epochs):
         start = time.perf_counter()
@@ -59,6 +66,7 @@ def fit_with_checkpoints(model, x, y, *, directory: str | os.PathLike, record: M
         seconds += time.perf_counter() - start
         for key, values in step.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
+        refuse_link(directory / f"epoch_{epoch + 1}.npz")
         model.save(directory / f"epoch_{epoch + 1}.npz")
         state = {"history": history, "fit_seconds": seconds}
         write_part(directory / f"epoch_{epoch + 1}.json", state, record)

@@ -33,7 +33,7 @@ from minicnn import (
     Sequential,
     datasets,
 )
-from minicnn.experiments.cli import VERBOSITY, verbosity
+from minicnn.experiments.cli import VERBOSITY, check_new_out, verbosity
 from minicnn.experiments.crossval import CrossValidationResult, FoldResult, HoldoutResult
 from minicnn.experiments.results import build_results, write_results
 
@@ -79,9 +79,7 @@ def parse_args(argv: Sequence[str] | None, description: str) -> argparse.Namespa
         parser.error(f"--limit must be at least 20 (for validation and test images); got {args.limit}")
     if args.out is None:
         args.out = Path("runs") / datetime.now(timezone.utc).strftime("cifar10-%Y%m%dT%H%M%SZ")
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        parser.error(f"--out {args.out} already exists and is not an empty directory; "
-                     "choose a new one so an earlier run's results are not overwritten")
+    check_new_out(parser, args.out)
     return args
 
 

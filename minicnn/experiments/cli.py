@@ -1,13 +1,21 @@
 """The command line the k-fold example and the Keras baseline share: flags, checks, data, printing.
 
 Every bad flag ends in one ``error:`` line (exit status 2 for flags, 1 for data that
-cannot be had), never a traceback, and before anything is written.
+cannot be had), never a traceback, and before anything is written. :func:`one_line_failures`
+does the same for a failure of the run (exit status 1), and stops the run cleanly on
+Ctrl-C (130) or SIGTERM (143); its output never fails on a terminal that is not UTF-8.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,10 +78,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
         parser.error(f"--limit {args.limit} leaves fewer images than --folds {args.folds}")
     if args.out is None:
         args.out = Path("runs") / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    if out_must_be_new and args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        parser.error(f"--out {args.out} already exists and is not an empty directory; "
-                     "choose a new one so an earlier run's results are not overwritten")
+    if out_must_be_new:
+        check_new_out(parser, args.out)
     return args
+
+
+def check_new_out(parser: argparse.ArgumentParser, out: Path) -> None:
+    """``parser.error`` (exit 2) unless ``out`` is a new or empty folder, or cannot even be looked at."""
+    try:
+        taken = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    except OSError as exc:
+        parser.error(f"--out {out}: {exc.strerror or exc}")
+    if taken:
+        parser.error(f"--out {out} already exists and is not an empty directory; "
+                     "choose a new one so an earlier run's results are not overwritten")
 
 
 def _dataset(name: str) -> str:
@@ -146,3 +164,84 @@ def print_summary(cv: CrossValidationResult, test: HoldoutResult, total_seconds:
     print(f"Total wall time: {total_seconds:.1f} s")
     written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     print(f"Written to {out}{os.sep}: " + ", ".join(written))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt: the run unwinds the same way."""
+
+
+ASCII_FALLBACKS = {"±": "+/-", "×": "x", "…": "...", "→": "->", "–": "-", "—": "-", "━": "-", "┃": "|"}
+"""How characters a terminal cannot show are written instead (anything else becomes ``?``)."""
+
+
+@contextmanager
+def one_line_failures(errors: tuple[type[Exception], ...], out: Path | None = None) -> Iterator[None]:
+    """Within the block: ``errors`` and OSError end the program with one ``error:`` line (exit 1);
+    Ctrl-C and SIGTERM with one line saying what is kept in ``out`` (exit 130 and 143).
+
+    A second Ctrl-C or SIGTERM while the run cleans up (its lock waits for its workers) is
+    ignored. Output (stdout and stderr) falls back to :data:`ASCII_FALLBACKS` on a terminal
+    that cannot show a character, instead of failing after the training.
+    """
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if in_main_thread else {}
+    streams = [(stream, stream.errors) for stream in (sys.stdout, sys.stderr)
+               if hasattr(stream, "reconfigure")]
+    for stream, _ in streams:
+        stream.reconfigure(errors=_fallback_errors())
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+        kept = f"; what is done is kept in {out}: go on with --resume {out}" if out is not None else ""
+        print(f"stopped by {name}{kept}", file=sys.stderr)
+        raise SystemExit(code) from None
+    except errors as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: {os_error_message(exc)}") from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for stream, errors_before in streams:
+            stream.reconfigure(errors=errors_before)
+
+
+def _stop(signum: int, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _fallback_errors() -> str:
+    """The name of the codec error handler that writes :data:`ASCII_FALLBACKS` (registered once)."""
+    name = "minicnn_ascii_fallbacks"
+    try:
+        codecs.lookup_error(name)
+    except LookupError:
+        codecs.register_error(name, lambda exc: (
+            "".join(ASCII_FALLBACKS.get(c, "?") for c in exc.object[exc.start:exc.end]), exc.end))
+    return name
+
+
+def os_error_message(exc: OSError) -> str:
+    """An OSError as one line naming its file, e.g. ``out/fold_1.json: No space left on device``.
+
+    A failed write (ENOSPC) names no file: the one :func:`minicnn.files.atomic_write` was
+    writing is then found in the traceback.
+    """
+    path = exc.filename or _path_being_written(exc)
+    reason = exc.strerror or str(exc)
+    return f"{os.fspath(path)}: {reason}" if path else f"{reason} ({type(exc).__name__})"
+
+
+def _path_being_written(exc: BaseException) -> str | None:
+    from minicnn.files import atomic_write
+
+    path, frame = None, exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code is atomic_write.__code__:
+            path = frame.tb_frame.f_locals.get("path")
+        frame = frame.tb_next
+    return None if path is None else os.fspath(path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,7 +26,8 @@ import numpy as np
 
 from minicnn.experiments.checkpoints import fit_with_checkpoints, remove_checkpoints
 from minicnn.experiments.parallel import run_tasks
-from minicnn.experiments.rundir import NonFiniteScoreError, read_part, write_part
+from minicnn.experiments.rundir import NonFiniteScoreError, read_part, worker_hold, write_part
+from minicnn.experiments.schema import check_fold
 from minicnn.validation import check_int
 
 _SET_BY_US = ("x", "y", "batch_size", "epochs", "initial_epoch", "verbose", "validation_data",
@@ -177,7 +179,7 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
     for index, (train, val) in enumerate(KFold(n_splits=n_splits).split(x)):
         if index + 1 not in wanted:
             continue
-        finished = _finished_fold(out_dir, index + 1, record, resume)
+        finished = _finished_fold(out_dir, index + 1, record, resume, epochs)
         if finished is not None:
             done[index + 1] = finished
             continue
@@ -206,7 +208,7 @@ def cross_validate(model_fn: Callable[[int], Any], x, y, *, n_splits: int = 5, e
 
 
 def _finished_fold(out_dir: Path | None, fold: int, record: dict[str, Any],
-                   resume: bool) -> FoldResult | None:
+                   resume: bool, epochs: int) -> FoldResult | None:
     """Fold ``fold`` (from 1) read back from its file when resuming, else None; never overwritten."""
     path = None if out_dir is None else out_dir / f"fold_{fold}.json"
     if path is None or not path.exists():
@@ -214,7 +216,7 @@ def _finished_fold(out_dir: Path | None, fold: int, record: dict[str, Any],
     if not resume:
         raise FileExistsError(f"cross_validate: {path} exists; pass resume=True to keep it, "
                               "or choose another out_dir")
-    return FoldResult.from_dict(read_part(path, record))
+    return FoldResult.from_dict(check_fold(read_part(path, record), path, fold, epochs))
 
 
 def _checkpoint_dir(out_dir: Path, fold: int, resume: bool) -> Path:
@@ -247,8 +249,10 @@ def _run_fold(model_fn, index: int, x, y, train: np.ndarray, val: np.ndarray, fi
     """Build, train and score fold ``index`` (from 0) on the given sample indices."""
     start = time.perf_counter()
     model = model_fn(index)
-    score = _fit_and_score(model, (x[train], y[train]), (x[val], y[val]), validate=True,
-                           fit_kwargs=fit_kwargs, checkpoint_dir=checkpoint_dir, **fold_args)
+    # A fold that writes checkpoints holds the run folder (out_dir/checkpoints/fold_k) while it trains.
+    with nullcontext() if checkpoint_dir is None else worker_hold(checkpoint_dir.parents[1]):
+        score = _fit_and_score(model, (x[train], y[train]), (x[val], y[val]), validate=True,
+                               fit_kwargs=fit_kwargs, checkpoint_dir=checkpoint_dir, **fold_args)
     return FoldResult(fold=index + 1, train_size=len(train), val_size=len(val),
                       train_ranges=_ranges(train), val_ranges=_ranges(val),
                       loss=score.loss, accuracy=score.accuracy,

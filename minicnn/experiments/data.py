@@ -120,6 +120,9 @@ def _scaled(*splits: tuple[np.ndarray, np.ndarray]) -> list[tuple[np.ndarray, np
 def _data(name: str, title: str, train: tuple[np.ndarray, np.ndarray],
           test: tuple[np.ndarray, np.ndarray]) -> Data:
     (x_train, y_train), (x_test, y_test) = train, test
+    for split, x in (("training", x_train), ("test", x_test)):
+        if len(x) == 0:
+            raise datasets.DatasetError(f"{title}: the {split} split holds no images; a run needs both")
     y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
     num_classes = max(2, int(max(y_train.max(), y_test.max())) + 1)
     return Data(name, title, np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]),

@@ -13,11 +13,13 @@ both write it with :func:`build_results`, so their files compare key for key::
      "total_seconds": ...}
 
 Accuracies are fractions in [0, 1]; standard deviations are over folds (population).
+minicnn's example adds ``"sessions"`` (each session's start and own wall time, when a
+run was resumed; ``total_seconds`` is their sum) and ``"threads"`` (how many folds ran at
+once, and the threads each used).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -29,7 +31,16 @@ from typing import Any
 import numpy as np
 
 from minicnn.experiments.crossval import CrossValidationResult, FoldResult, HoldoutResult
-from minicnn.experiments.rundir import NonFiniteScoreError, RunDirError, read_part
+from minicnn.experiments.rundir import (
+    MANIFEST_NAME,
+    NonFiniteScoreError,
+    RunDirError,
+    check_manifest,
+    read_json_no_follow,
+    read_part,
+    refuse_links,
+)
+from minicnn.experiments.schema import check_fold, check_folds_agree, check_holdout
 from minicnn.files import atomic_write_json
 
 CONFIG_KEYS = ("folds", "epochs", "batch_size", "seed", "limit")
@@ -81,17 +92,22 @@ def read_parts(directory: str | os.PathLike) -> tuple[dict[str, Any], CrossValid
     """The run record, the folds and the test result stored in ``directory`` by a run, or several.
 
     ``fold_1.json`` .. ``fold_<folds>.json`` and ``test.json`` may come from different
-    machines; they must all carry one run record (:mod:`minicnn.experiments.rundir`).
-    RunDirError names any part missing or belonging to another run.
+    machines; they must all carry one run record (:mod:`minicnn.experiments.rundir`) and
+    pass the schema's checks (:mod:`minicnn.experiments.schema`). RunDirError names any
+    part missing, belonging to another run, or holding a wrong field, and any symbolic link.
     """
     directory = Path(directory)
+    refuse_links(directory)
     test_path = directory / "test.json"
     fold_paths = sorted(directory.glob("fold_*.json"))
     if not fold_paths and not test_path.exists():
         raise RunDirError(f"{directory} holds no parts of a run (fold_<k>.json, test.json)")
     first = fold_paths[0] if fold_paths else test_path
-    record = json.loads(first.read_text()).get("run", {})
-    folds = record.get("config", {}).get("folds", 0)
+    record = _record_of(first)
+    if os.path.lexists(directory / MANIFEST_NAME):
+        check_manifest(directory, record)
+    config = record["config"]
+    folds, epochs = config["folds"], config["epochs"]
     wanted = [directory / f"fold_{k}.json" for k in range(1, folds + 1)] + [test_path]
     missing = [path.name for path in wanted if not path.exists()]
     extra = sorted(set(fold_paths) - set(wanted))
@@ -100,9 +116,25 @@ def read_parts(directory: str | os.PathLike) -> tuple[dict[str, Any], CrossValid
     if problems:
         raise RunDirError(f"{directory} does not hold the {folds} folds and the test of one run: "
                           + "; ".join(problems))
-    cv = CrossValidationResult.from_folds([FoldResult.from_dict(read_part(path, record))
-                                           for path in wanted[:-1]])
-    return record, cv, HoldoutResult.from_dict(read_part(test_path, record))
+    fold_parts = [check_fold(read_part(path, record), path, k, epochs)
+                  for k, path in enumerate(wanted[:-1], start=1)]
+    check_folds_agree(fold_parts, wanted[:-1])
+    test = check_holdout(read_part(test_path, record), test_path, epochs)
+    cv = CrossValidationResult.from_folds([FoldResult.from_dict(part) for part in fold_parts])
+    return record, cv, HoldoutResult.from_dict(test)
+
+
+def _record_of(path: Path) -> dict[str, Any]:
+    """The run record of the part ``path``, with whole numbers of folds (>= 2) and epochs (>= 1)."""
+    read_part(path)  # RunDirError if it is no part
+    record = read_json_no_follow(path)["run"]
+    config = record.get("config") if isinstance(record, dict) else None
+    for key, minimum in (("folds", 2), ("epochs", 1)):
+        value = config.get(key) if isinstance(config, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise RunDirError(f"{path}: run: config: {key}: expected a whole number >= {minimum}; "
+                              f"got {value!r}")
+    return record
 
 
 def machine_info() -> dict[str, Any]:
