@@ -418,11 +418,11 @@ def _window_counts(ns: SimpleNamespace, rng: Rng) -> Case:
             return None
         text = (
             f"With dcols all ones (3x3 windows, stride 1, on a {h}x{w} image), col2im must give each pixel "
-            f"the number of windows it lies in:\n{_short(counts[0, :, :, 0])}\n"
+            f"the number of windows it lies in:\n{counts[0, :, :, 0].astype(int)}\n"
         )
         if got.shape != counts.shape:
             return text + f"yours has shape {got.shape}, not {counts.shape}"
-        text += f"yours gives\n{_short(got[0, :, :, 0])}\n"
+        text += f"yours gives\n{_short(got[0, :, :, 0].round(4))}\n"
         if got.max() <= 1:
             text += (
                 "Each pixel got the gradient of one window only: overlapping windows must add up, "
