@@ -19,7 +19,7 @@ import numpy as np
 
 from minicnn import gradcheck
 from minicnn.exercises import Case, Exercise
-from minicnn.exercises.solutions import L2
+from minicnn.exercises.solutions import L2, seed_model
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 from minicnn.kernels.maxpool import maxpool_forward_reference
@@ -966,6 +966,47 @@ def _l2_cases(ns: SimpleNamespace, rng: Rng) -> list[Case]:
     ]
 
 
+
+# --------------------------------------------------------------------------- the capstone
+
+SEED_MODEL_PARAMS = 421_642
+"""The published MNIST CNN's parameter count (docs/backprop.md and the README's model)."""
+
+CAPSTONE_ACCURACY = 0.97
+
+
+def _capstone_cases(ns: SimpleNamespace, rng: Rng) -> list[Case]:
+    seed = _seed(rng) % 10_000
+
+    def architecture() -> str | None:
+        model = ns.build_model(seed)
+        kinds = [type(layer).__name__ for layer in model.layers]
+        if model.count_params() != SEED_MODEL_PARAMS:
+            return (f"the model has {model.count_params():,} parameters, the seed model {SEED_MODEL_PARAMS:,}; "
+                    f"your layers: {', '.join(kinds)}")
+        return None
+
+    def trained() -> str | None:
+        from minicnn.datasets import load_mnist
+        from minicnn.losses import to_categorical
+
+        (x_train, y_train), (x_test, y_test) = load_mnist()
+        prepare = lambda x: (x.astype(np.float32) / 255)[..., None]  # noqa: E731
+        model = ns.build_model(seed)
+        model.compile(optimizer=ns.optimizer(), loss="categorical_crossentropy", metrics=["accuracy"],
+                      implementation="reference")
+        model.fit(prepare(x_train), to_categorical(y_train, 10), batch_size=128, epochs=1, verbose=0, seed=seed)
+        _, accuracy = model.evaluate(prepare(x_test), to_categorical(y_test, 10), batch_size=500)
+        if accuracy < CAPSTONE_ACCURACY:
+            return (f"test accuracy {accuracy:.4f} after one epoch; the seed model reaches >= "
+                    f"{CAPSTONE_ACCURACY} (a layer that gradchecks but trains badly? grade each exercise again)")
+        return None
+
+    return [
+        (f"your layers build the seed model ({SEED_MODEL_PARAMS:,} parameters, seed {seed})", architecture),
+        (f"one epoch on MNIST with your Adam, every pass yours: test accuracy >= {CAPSTONE_ACCURACY}", trained),
+    ]
+
 def _named(**objects) -> callable:
     return lambda: objects
 
@@ -1142,3 +1183,17 @@ EXERCISES: dict[str, Exercise] = {
         ),
     ]
 }
+
+EXERCISES["capstone"] = Exercise(
+    "capstone",
+    "the seed model from your own layers, trained on MNIST to >= 97%",
+    "the-training-step",
+    ("build_model", "optimizer"),
+    _capstone_cases,
+    _named(build_model=seed_model, optimizer=Adam),
+    tuple(dict.fromkeys(block for name in ("relu", "dense", "conv_forward", "conv2d", "maxpool_forward", "maxpool",
+                                           "dropout", "adam") for block in EXERCISES[name].blocks)),
+    30,
+    timeout=1800.0,
+)
+"""Last: it trains a network made of the student's answers to the exercises before it."""
