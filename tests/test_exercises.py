@@ -7,15 +7,18 @@ import json
 import re
 import textwrap
 
+import numpy as np
 import pytest
 
-from minicnn import exercises
+from minicnn import datasets, exercises
 from minicnn.exercises import classroom
 from minicnn.exercises.__main__ import main
+from minicnn.exercises.cases import CAPSTONE_PARTS
 from minicnn.registry import LAYERS
 
 NAMES = ["relu", "dense", "softmax_cross_entropy", "conv_forward", "maxpool_forward", "maxpool", "conv2d",
-         "dropout", "batchnorm", "sgd_momentum", "rmsprop", "adam", "l2"]
+         "dropout", "batchnorm", "sgd_momentum", "rmsprop", "adam", "l2", "capstone"]
+QUICK = NAMES[:-1]  # the capstone trains on MNIST for minutes: its own tests below
 
 # What a student writes in place of each `raise NotImplementedError(...)`, in order of appearance.
 ANSWERS = {
@@ -109,6 +112,17 @@ ANSWERS = {
         param -= alpha * m / (np.sqrt(v) + self.epsilon)
     """],
     "l2": ["return self.l2 * float(np.sum(kernel**2))", "return 2 * self.l2 * kernel"],
+    "capstone": ["""
+        return Sequential([
+            Input((28, 28, 1)),
+            MyConv2D(32, 3, padding="same", seed=seed), MyReLU(), MyMaxPool2D(2),
+            MyDropout(0.25, seed=seed + 1),
+            MyConv2D(64, 3, padding="same", seed=seed + 2), MyReLU(), MyMaxPool2D(2),
+            MyDropout(0.25, seed=seed + 3),
+            Flatten(), MyDense(128, seed=seed + 4), MyReLU(), MyDropout(0.5, seed=seed + 5),
+            MyDense(10, activation="softmax", seed=seed + 6),
+        ])
+    """],
 }
 
 # An answer that hands the work to minicnn's own implementation of the piece: it must fail, saying so.
@@ -162,7 +176,7 @@ def test_every_piece_has_an_exercise():
     assert exercises.names() == NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", QUICK)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_reference_solution_passes(name, seed):
     grade = exercises.grade_solution(name, seed=seed)
@@ -172,6 +186,9 @@ def test_the_reference_solution_passes(name, seed):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_untouched_stub_fails_with_a_pointer_to_the_docs(tmp_path, name, capsys):
+    if name == "capstone":  # it imports the answers to the exercises before it
+        for part in CAPSTONE_PARTS:
+            write(tmp_path, part, answer(part, ANSWERS[part]))
     assert main(["start", name, str(tmp_path)]) == 0
     assert (tmp_path / f"{name}.py").read_text() == exercises.get(name).stub()
     assert main(["grade", name, str(tmp_path)]) == 1
@@ -183,7 +200,7 @@ def test_the_untouched_stub_fails_with_a_pointer_to_the_docs(tmp_path, name, cap
     assert not [cls for cls in LAYERS.names() if cls.startswith("My")]  # student classes register nowhere
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", QUICK)
 def test_a_correct_answer_written_into_the_stub_passes(tmp_path, name, capsys):
     write(tmp_path, name, answer(name, ANSWERS[name]))
     assert main(["grade", name, str(tmp_path)]) == 0, capsys.readouterr().out
@@ -408,3 +425,32 @@ def test_list_names_every_exercise_its_section_and_time(capsys):
     for name in NAMES:
         assert name in out
     assert "docs/backprop.md#maxpooling2d, about 30 min" in out
+
+
+# --------------------------------------------------------------------------- the capstone
+
+
+def test_the_capstone_needs_the_earlier_answers_and_the_seed_model(tmp_path):
+    write(tmp_path, "capstone", answer("capstone", ANSWERS["capstone"]))
+    text = str(exercises.grade_here(exercises.get("capstone"), tmp_path / "capstone.py", 0))
+    assert "capstone.py imports your adam.py: finish the exercise adam in the same folder" in text
+    architecture = exercises.get("capstone").make_cases(exercises.get("capstone").solution(),
+                                                        np.random.default_rng(0))[0]
+    assert architecture[0].startswith("your layers build the seed model (421,642 parameters")
+    assert architecture[1]() is None  # the reference solution builds it
+
+
+@pytest.mark.slow
+def test_the_capstone_built_from_the_answers_reaches_97_percent_on_mnist(tmp_path):
+    try:
+        datasets.load_mnist(download=False)
+    except datasets.DatasetError as exc:
+        pytest.skip(f"needs MNIST in MINICNN_DATA or the cache: {exc}")
+    for part in CAPSTONE_PARTS:
+        write(tmp_path, part, answer(part, ANSWERS[part]))
+    write(tmp_path, "capstone", answer("capstone", ANSWERS["capstone"]))
+    grade = exercises.grade("capstone", tmp_path, seed=0)
+    assert grade.passed, str(grade)
+    write(tmp_path, "conv2d", answer("conv2d", [ANSWERS["conv2d"][0], LIBRARY["conv2d"][1]]))
+    grade = exercises.grade("capstone", tmp_path, seed=0)
+    assert not grade.passed and "you called minicnn's own Conv2D.backward_affine_pass" in str(grade)

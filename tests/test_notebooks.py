@@ -62,7 +62,7 @@ EXERCISE_ANSWERS = {  # what a student writes in place of each TODO of exercises
 
 
 def run_cells(path: Path, replace: dict[str, str]) -> tuple[dict, str]:
-    """Run the notebook's code cells in one namespace, each TODO replaced: the namespace, what they printed."""
+    """Run the code cells in one namespace, each TODO replaced: the namespace, and what they printed."""
     namespace, printed = {}, io.StringIO()
     with contextlib.redirect_stdout(printed):
         for cell in code_cells(path):

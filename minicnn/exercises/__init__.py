@@ -188,8 +188,11 @@ def grade_here(exercise: Exercise, path: Path, seed: int) -> Grade:
     with blocked(exercise.blocks, exercise.name):
         try:
             module = load_student_file(path)
-        except Exception:  # the student's file may fail in any way: show where, as Python would
+        except Exception as exc:  # the student's file may fail in any way: show where, as Python would
             failure = traceback.format_exc(limit=-1).strip()
+            if isinstance(exc, ModuleNotFoundError) and exc.name in names():
+                failure += (f"\n{path.name} imports your {exc.name}.py: finish the exercise {exc.name} in "
+                            f"the same folder ({path.parent}) first")
             return Grade(exercise, str(path), seed, [(f"import {path}", failure)])
         missing = [n for n in exercise.provides if not hasattr(module, n)]
         if missing:

@@ -982,7 +982,8 @@ def _capstone_cases(ns: SimpleNamespace, rng: Rng) -> list[Case]:
         model = ns.build_model(seed)
         kinds = [type(layer).__name__ for layer in model.layers]
         if model.count_params() != SEED_MODEL_PARAMS:
-            return (f"the model has {model.count_params():,} parameters, the seed model {SEED_MODEL_PARAMS:,}; "
+            return (f"the model has {model.count_params():,} parameters, the seed model "
+                    f"{SEED_MODEL_PARAMS:,}; "
                     f"your layers: {', '.join(kinds)}")
         return None
 
@@ -990,21 +991,24 @@ def _capstone_cases(ns: SimpleNamespace, rng: Rng) -> list[Case]:
         from minicnn.datasets import load_mnist
         from minicnn.losses import to_categorical
 
+        model = ns.build_model(seed)
         (x_train, y_train), (x_test, y_test) = load_mnist()
         prepare = lambda x: (x.astype(np.float32) / 255)[..., None]  # noqa: E731
-        model = ns.build_model(seed)
         model.compile(optimizer=ns.optimizer(), loss="categorical_crossentropy", metrics=["accuracy"],
                       implementation="reference")
-        model.fit(prepare(x_train), to_categorical(y_train, 10), batch_size=128, epochs=1, verbose=0, seed=seed)
+        model.fit(prepare(x_train), to_categorical(y_train, 10), batch_size=128, epochs=1, verbose=0,
+                  seed=seed)
         _, accuracy = model.evaluate(prepare(x_test), to_categorical(y_test, 10), batch_size=500)
         if accuracy < CAPSTONE_ACCURACY:
             return (f"test accuracy {accuracy:.4f} after one epoch; the seed model reaches >= "
-                    f"{CAPSTONE_ACCURACY} (a layer that gradchecks but trains badly? grade each exercise again)")
+                    f"{CAPSTONE_ACCURACY} (a layer that gradchecks but trains badly? grade each exercise "
+                    "again)")
         return None
 
     return [
         (f"your layers build the seed model ({SEED_MODEL_PARAMS:,} parameters, seed {seed})", architecture),
-        (f"one epoch on MNIST with your Adam, every pass yours: test accuracy >= {CAPSTONE_ACCURACY}", trained),
+        (f"one epoch on MNIST with your Adam, every pass yours: test accuracy >= {CAPSTONE_ACCURACY}",
+         trained),
     ]
 
 def _named(**objects) -> callable:
@@ -1184,6 +1188,9 @@ EXERCISES: dict[str, Exercise] = {
     ]
 }
 
+CAPSTONE_PARTS = ("relu", "dense", "conv_forward", "conv2d", "maxpool_forward", "maxpool", "dropout", "adam")
+"""The exercises whose answers the capstone imports: every piece of them is blocked while it trains."""
+
 EXERCISES["capstone"] = Exercise(
     "capstone",
     "the seed model from your own layers, trained on MNIST to >= 97%",
@@ -1191,8 +1198,7 @@ EXERCISES["capstone"] = Exercise(
     ("build_model", "optimizer"),
     _capstone_cases,
     _named(build_model=seed_model, optimizer=Adam),
-    tuple(dict.fromkeys(block for name in ("relu", "dense", "conv_forward", "conv2d", "maxpool_forward", "maxpool",
-                                           "dropout", "adam") for block in EXERCISES[name].blocks)),
+    tuple(dict.fromkeys(block for name in CAPSTONE_PARTS for block in EXERCISES[name].blocks)),
     30,
     timeout=1800.0,
 )
