@@ -454,3 +454,19 @@ def test_the_capstone_built_from_the_answers_reaches_97_percent_on_mnist(tmp_pat
     write(tmp_path, "conv2d", answer("conv2d", [LIBRARY["conv2d"][0], ANSWERS["conv2d"][1]]))
     grade = exercises.grade("capstone", tmp_path, seed=0)
     assert not grade.passed and "you called minicnn's own col2im_reference" in str(grade)
+
+
+def test_an_inherited_method_is_blocked_where_it_is_defined_and_restored():
+    from minicnn.exercises.blocking import LibraryPieceCalled, blocked
+    from minicnn.layers import ReLU
+
+    x = np.array([[-1.0, 2.0]], dtype=np.float32)
+    with blocked(("minicnn.layers.activation:ReLU.backward_pass",), "relu"):
+        layer = ReLU()
+        layer.forward(x, training=True)
+        with pytest.raises(LibraryPieceCalled, match="you called minicnn's own ReLU.backward_pass"):
+            layer.backward(np.ones_like(x))
+    assert ReLU().forward(x).tolist() == [[0.0, 2.0]]
+    layer = ReLU()
+    layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(x)).tolist() == [[0.0, 1.0]]

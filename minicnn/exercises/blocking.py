@@ -30,12 +30,15 @@ class LibraryPieceCalled(RuntimeError):
 
 def resolve(reference: str) -> tuple[object, str, object]:
     """``"minicnn.layers.dense:Dense.backward_affine_pass"`` -> (the class Dense, the attribute name,
-    the function); a module-level function gives (the module, its name, the function)."""
+    the function); a module-level function gives (the module, its name, the function). A method a class
+    inherits is found, and blocked, on the class that defines it."""
     module_name, qualname = reference.split(":")
     owner = importlib.import_module(module_name)
     *path, attribute = qualname.split(".")
     for part in path:
         owner = getattr(owner, part)
+    if isinstance(owner, type):
+        owner = next(cls for cls in owner.__mro__ if attribute in vars(cls))
     return owner, attribute, vars(owner)[attribute]
 
 
