@@ -18,15 +18,17 @@ from minicnn.layers import Layer
 
 @accepts_kernels_keyword
 def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: int | None = None,
-                seed: int = 0, tolerance: float = TOLERANCE,
-                implementation: str = "reference") -> GradcheckReport:
+                seed: int = 0, tolerance: float = TOLERANCE, implementation: str = "reference",
+                factors: list[tuple[float, str]] = ()) -> GradcheckReport:
     """Check the layer's backward pass, its ``backward_pass`` (input and every parameter), on the batch ``x``.
 
     x: the layer's input, e.g. (N, H, W, C) for Conv2D; it is cast to float64.
     ``max_checks`` limits how many random entries of each tensor are checked (plus
     entries with a nonzero gradient and the corners); by default all are.
     ``implementation``: the one to check, ``"reference"`` (the default) or ``"fast"``
-    (``kernels=`` is its deprecated old name).
+    (``kernels=`` is its deprecated old name). ``factors``: ``(k, explanation)`` pairs the hint may
+    name when a gradient is off by a constant factor (see :func:`factor_hint`): ``(1/3, "dW is divided
+    by the batch size N = 3")``.
     """
     with on_implementation(implementation, "check_layer"):
         x = np.array(x, dtype=np.float64)
@@ -43,7 +45,7 @@ def check_layer(layer: Layer, x: np.ndarray, *, eps: float = 1e-6, max_checks: i
                                  labels={step.name: step.label})
         state = generator_states([step])  # before the forward pass draws the dropout mask
         analytic = step.analytic(x, g, report.problems)
-        check = Checker(eps, max_checks, rng, tolerance, [])
+        check = Checker(eps, max_checks, rng, tolerance, list(factors))
         report.checks += step.compare(x, g, analytic, check, state=state, label_step=False)
         return report
 

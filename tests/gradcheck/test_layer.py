@@ -61,6 +61,20 @@ def test_gradcheck_catches_a_wrong_backward():
         report.assert_ok()
 
 
+def test_a_constant_factor_the_caller_names_is_told_in_its_words():
+    class DividedDense(Dense):
+        def backward_affine_pass(self, dz, cache):
+            dx, grads = super().backward_affine_pass(dz, cache)
+            return dx, {**grads, "kernel": grads["kernel"] / len(dz)}
+
+    x = np.random.default_rng(0).random((4, 5))
+    factors = [(1 / 4, "divided by the batch size N = 4")]
+    named = gradcheck.check_layer(DividedDense(3, seed=0), x, factors=factors)
+    assert "analytic = 0.25 x numeric at every checked entry: divided by the batch size N = 4" in str(named)
+    plain = gradcheck.check_layer(DividedDense(3, seed=0), x)
+    assert "a missing or extra constant factor = 1/4" in str(plain)
+
+
 # --------------------------------------------------------------------------- kinks
 
 
