@@ -1,6 +1,6 @@
 """``.ci/run`` names test files explicitly: after installing an optional extra, it runs the tests that the
-extra enables. Every test that skips without TensorFlow (the ``keras`` extra) or Dask (the
-``cluster`` extra) must be among them, and every test file or test it names must exist."""
+extra enables. Every test that skips without TensorFlow (the ``keras`` extra), Dask (the
+``cluster`` extra) or Selenium (the ``docs`` extra) must be among them, and every test file or test it names must exist."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CI = ROOT / ".ci" / "run"
-EXTRA_OF_MODULE = {"tensorflow": "keras", "distributed": "cluster"}
+EXTRA_OF_MODULE = {"tensorflow": "keras", "distributed": "cluster", "selenium": "docs"}
 """The module a test skips without, and the extra that installs it."""
 
 

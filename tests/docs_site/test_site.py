@@ -28,8 +28,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="Selenium is in the docs extra: "
-                                "pip install -e '.[docs]'")
+pytest.importorskip("selenium", reason="Selenium is in the docs extra: pip install -e '.[docs]'")
+from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
