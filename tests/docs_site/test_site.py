@@ -15,6 +15,7 @@ import functools
 import html.parser
 import http.server
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -174,10 +175,16 @@ def test_every_page_loads_without_console_errors_and_its_mathematics_typeset(sit
 
 
 def test_backprop_derivations_are_typeset_mathematics(site_url, browser):
+    """Each ``$$...$$`` block and each ``$...$`` of docs/backprop.md is a typeset formula on its page."""
+    source = re.sub(r"^```.*?^```", "", (ROOT / "docs" / "backprop.md").read_text(encoding="utf-8"),
+                    flags=re.MULTILINE | re.DOTALL)  # without code blocks, where a $ is a $
+    displays = len(re.findall(r"^\$\$$", source, re.MULTILINE)) // 2
+    inlines = len(re.findall(r"(?<![$\\])\$[^$\n]+\$", re.sub(r"`[^`\n]*`", "", source)))
+    assert displays >= 30 and inlines >= 90, (displays, inlines)
     assert load(browser, site_url + BACKPROP) is True
     display = browser.find_elements(By.CSS_SELECTOR, "div.math mjx-container")
     inline = browser.find_elements(By.CSS_SELECTOR, "span.math mjx-container")
-    assert len(display) >= 30 and len(inline) >= 100, (len(display), len(inline))
+    assert (len(display), len(inline)) == (displays, inlines)
 
 
 def test_every_internal_link_resolves(site_url, browser):
@@ -219,12 +226,12 @@ def test_search_finds_col2im(site_url, browser):
     assert not severe_console_messages(browser)
 
 
-@pytest.mark.parametrize("page", ["index.html", BACKPROP, NOTEBOOK])
+@pytest.mark.parametrize("page", ["index.html", BACKPROP + "#dense", NOTEBOOK])
 def test_screenshot_is_not_blank(site_url, browser, screenshots, page):
-    """A screenshot of the page shows something: more than a few percent of its pixels differ from the
-    background, with real contrast among them."""
+    """A screenshot of the page (of backprop.md, its derivation of Dense) shows something: more than a few
+    percent of its pixels differ from the background, with real contrast among them."""
     load(browser, site_url + page)
-    path = screenshots / (page.replace("/", "_").removesuffix(".html") + ".png")
+    path = screenshots / (page.partition("#")[0].replace("/", "_").removesuffix(".html") + ".png")
     assert browser.save_screenshot(str(path)), path
     pixels = matplotlib.image.imread(path)[..., :3]
     background = np.median(pixels.reshape(-1, 3), axis=0)
