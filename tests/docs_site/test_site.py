@@ -144,6 +144,22 @@ def test_every_page_of_docs_is_on_the_site(site_url):
     assert "A first look" in (SITE / "index.html").read_text(encoding="utf-8")
 
 
+def test_api_reference_has_a_page_per_public_module(site_url):
+    """Generated from the docstrings: a page for each module of minicnn (not the private ones, not the
+    exercises' stubs), on which its classes and functions are documented."""
+    package = ROOT / "minicnn"
+    modules = [".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+               for path in package.rglob("*.py")
+               if "stubs" not in path.parts and (path.name == "__init__.py" or not path.name.startswith("_"))]
+    assert len(modules) > 50
+    missing = [module for module in modules if not (SITE / "_api" / f"{module}.html").is_file()]
+    assert not missing, f"modules without a page in the API reference: {missing}"
+    for module, name in [("minicnn.layers.dense", "Dense"), ("minicnn.gradcheck.layer", "check_layer"),
+                         ("minicnn.optimizers", "Adam"), ("minicnn.kernels.im2col", "col2im_reference")]:
+        page = (SITE / "_api" / f"{module}.html").read_text(encoding="utf-8")
+        assert f'id="{module}.{name}"' in page, f"{module}.{name} is not documented on its page"
+
+
 def test_every_page_loads_without_console_errors_and_its_mathematics_typeset(site_url, browser):
     """No page logs an error in the console (a missing script, font, image or a JavaScript exception), and
     on every page the mathematics is typeset by MathJax: no raw ``$$``, ``\\frac``, ``\\(`` left in the text,
