@@ -1,7 +1,6 @@
 """``.ci/run`` names test files explicitly: after installing an optional extra, it runs the tests that the
-extra enables. Every test that skips without TensorFlow (the ``keras`` extra), Dask (the ``cluster``
-extra) or Selenium (the ``docs`` extra) must be among them, and every test file or test it names must
-exist."""
+extra enables. Every test that skips without the module of an extra (:data:`EXTRA_OF_MODULE`: TensorFlow,
+Dask, PyTorch, ...) must be among them, and every test file or test it names must exist."""
 
 from __future__ import annotations
 
