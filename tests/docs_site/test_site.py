@@ -173,7 +173,7 @@ def test_every_page_loads_without_console_errors_and_its_mathematics_typeset(sit
         if typeset is False:
             failures.append(f"{page}: MathJax failed to start")
         text = browser.execute_script(VISIBLE_TEXT)
-        raw = [mark for mark in ("$$", "\\frac", "\\(", "\\[", "\\sum", "\\partial") if mark in text]
+        raw = [mark for mark in ("$$", "\\frac", "\\(", "\\[", "\\sum", "\\partial", "\\_") if mark in text]
         if raw:
             failures.append(f"{page}: raw TeX in the text: {raw}")
         untypeset = browser.execute_script(
