@@ -248,7 +248,12 @@ def test_screenshot_is_not_blank(site_url, browser, screenshots, page):
     """A screenshot of the page (of backprop.md, its derivation of Dense) shows something: more than a few
     percent of its pixels differ from the background, with real contrast among them."""
     load(browser, site_url + page)
-    path = screenshots / (page.partition("#")[0].replace("/", "_").removesuffix(".html") + ".png")
+    address, _, fragment = page.partition("#")
+    if fragment:  # scrolled to once MathJax has typeset (the browser scrolled before, then the page grew)
+        browser.execute_async_script("const [id, done] = arguments; setTimeout(() => {"
+                                     " document.getElementById(id).scrollIntoView();"
+                                     " setTimeout(done, 200); }, 300)", fragment)
+    path = screenshots / (address.replace("/", "_").removesuffix(".html") + ".png")
     assert browser.save_screenshot(str(path)), path
     pixels = matplotlib.image.imread(path)[..., :3]
     background = np.median(pixels.reshape(-1, 3), axis=0)
