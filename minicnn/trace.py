@@ -192,7 +192,7 @@ class StepTrace:
 def trace_step(model: Sequential, x: np.ndarray, y: np.ndarray, values: bool = False) -> StepTrace:
     """Run one training step on a copy of ``model`` and trace it (see the module docstring).
 
-    x: (N, *input_shape) float; y: one-hot (N, K) or integer labels (N,), whichever the model's
+    x: ``(N, *input_shape)`` float; y: one-hot (N, K) or integer labels (N,), whichever the model's
     loss expects (without a compiled loss: categorical cross-entropy, on either). The step runs
     in the model's implementation (its ``implementation`` setting, else the active one).
     ``values=True`` keeps every array (activations, gradients, parameters, updates) and prints

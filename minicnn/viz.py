@@ -217,7 +217,7 @@ def plot_saliency(model: Sequential, x: np.ndarray, y: np.ndarray, path: str | o
 
     x: (N, H, W, C) with N at most 16; y: labels (N,) or one-hot (N, K). Each
     map is scaled to its own maximum (printed above it), so the colour bar
-    reads "fraction of this image's largest |dL/dx|"; with C > 1 the map is the
+    reads "fraction of this image's largest ``|dL/dx|``"; with C > 1 the map is the
     maximum over channels.
     """
     x = _check_images(model, x, "plot_saliency", "x")
@@ -258,7 +258,7 @@ def _one_hot(model: Sequential, y: np.ndarray, n: int, verb: str) -> np.ndarray:
 
 
 def _check_images(model: Sequential, x: np.ndarray, verb: str, name: str) -> np.ndarray:
-    """``x`` as a batch (N, *input_shape) in the model's dtype; a single image gets a batch axis."""
+    """``x`` as a batch ``(N, *input_shape)`` in the model's dtype; a single image gets a batch axis."""
     if not model.built:
         raise ValueError(f"{verb}: the model is not built yet; start it with an Input layer "
                          "or call build((None, *input_shape))")

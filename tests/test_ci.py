@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CI = ROOT / ".ci" / "run"
 EXTRA_OF_MODULE = {"tensorflow": "keras", "distributed": "cluster", "torch": "bench",
-                   "tensorboard": "tensorboard", "onnx": "onnx", "onnxruntime": "onnx"}
+                   "tensorboard": "tensorboard", "onnx": "onnx", "onnxruntime": "onnx",
+                   "selenium": "docs"}
 """The module a test skips without, and the extra that installs it."""
 
 

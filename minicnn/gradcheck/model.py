@@ -25,7 +25,7 @@ def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *, eps: float =
                 implementation: str = "reference") -> GradcheckReport:
     """Check a whole model: end to end, and each step's backward against its own forward.
 
-    x: (N, *input_shape); y: one-hot (N, K) or integer labels (N,). The loss is the
+    x: ``(N, *input_shape)``; y: one-hot (N, K) or integer labels (N,). The loss is the
     model's (cross-entropy on the logits), in training mode (dropout on, with fixed
     masks). Per tensor, ``max_checks`` random entries (20 by default), as many entries
     with a nonzero analytic gradient, and the corners are checked; ``max_checks=None``

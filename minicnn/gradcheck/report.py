@@ -1,7 +1,7 @@
 """The report of a gradient check: each compared tensor, its worst entries, the problems, and a table.
 
 A :class:`GradcheckReport` prints as a table (one row per tensor: shape, relative error,
-max |diff|, checked entries, kinks) followed by ``OK`` or a diagnosis: the steps to look at
+``max |diff|``, checked entries, kinks) followed by ``OK`` or a diagnosis: the steps to look at
 first, each failing tensor's worst entries and hint, and the docs section that derives it.
 """
 

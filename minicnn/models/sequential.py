@@ -194,7 +194,7 @@ class Sequential(Trainer):
         return bool(self.layers) and getattr(self.layers[-1], "activation", None) == "softmax"
 
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """The model's output for a batch ``x`` of shape (N, *input_shape)."""
+        """The model's output for a batch ``x`` of shape ``(N, *input_shape)``."""
         with self.implementation_context():
             for step in self.steps():
                 x = step.forward(x, training)
@@ -220,7 +220,7 @@ class Sequential(Trainer):
                                    ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One forward and backward pass in training mode; fills every layer's ``grads``.
 
-        x: (N, *input_shape), y: one-hot (N, K). The loss is the cross-entropy on the
+        x: ``(N, *input_shape)``, y: one-hot (N, K). The loss is the cross-entropy on the
         logits ``z`` (:meth:`logits`); a final softmax is fused with it, so
         ``dz = (p - y) / N`` enters that layer's affine part directly. Returns
         ``(loss, z, dx)``: the mean loss plus the weight penalties (:meth:`regularization_loss`; their

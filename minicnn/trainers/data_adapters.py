@@ -2,7 +2,7 @@
 
 ``fit`` takes arrays ``(x, y)`` or an iterator of batches; :func:`get_data_adapter` turns
 either into a data adapter, whose ``epoch(e)`` gives epoch ``e``'s batches
-``(x, y, sample_weight)``: x (B, *input_shape), y one-hot (B, K) as the loss computes with,
+``(x, y, sample_weight)``: x ``(B, *input_shape)``, y one-hot (B, K) as the loss computes with,
 sample_weight (B,) or None. Arrays are shuffled into a new permutation every epoch
 (:class:`ArrayDataAdapter`); an iterator is read as it comes (:class:`GeneratorDataAdapter`).
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from minicnn.models import Sequential
 
 Batch = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
-"""``(x, y, sample_weight)``: inputs (B, *input_shape), one-hot targets (B, K), weights (B,) or None."""
+"""``(x, y, sample_weight)``: inputs ``(B, *input_shape)``, one-hot targets (B, K), weights (B,) or None."""
 
 
 class DataAdapter:
@@ -161,7 +161,7 @@ def split_off_validation(x: np.ndarray, y: np.ndarray, fraction) -> tuple:
 # ------------------------------------------------------------------ checks of every verb's data
 
 def check_x(model: Sequential, x, verb: str) -> np.ndarray:
-    """``x`` as an array of the model's dtype, checked: shape (N, *input_shape), N > 0, floating
+    """``x`` as an array of the model's dtype, checked: shape ``(N, *input_shape)``, N > 0, floating
     point, finite. A model not built yet is built for it. ``verb`` starts the messages."""
     x = np.asarray(x)
     if not model.built:

@@ -152,7 +152,7 @@ class Trainer:
             seed: int | None = None) -> History:
         """Train from epoch ``initial_epoch`` up to ``epochs`` (an index, as in Keras) in mini-batches.
 
-        x: (N, *input_shape) float; y: labels as the loss expects them (one-hot (N, K) for
+        x: ``(N, *input_shape)`` float; y: labels as the loss expects them (one-hot (N, K) for
         categorical_crossentropy, integers (N,) or (N, 1) for sparse_categorical_crossentropy).
         ``batch_size`` defaults to 32. The samples are reshuffled at the start of every epoch (a
         permutation, not sampling with replacement): epoch ``e`` uses the ``e``-th permutation
