@@ -39,7 +39,7 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 autosummary_generate = True
 # The exercises' stubs are files a student fills in (``python -m minicnn.exercises start``), not API:
 # autosummary leaves out a module it mocks.
-autosummary_mock_imports = ["minicnn.exercises.stubs"]
+autosummary_mock_imports = ["minicnn.exercises.stubs", "onnx", "onnxruntime", "tensorboard", "PIL"]
 # The modules of the tensorboard and onnx extras import them at their top: the reference documents them
 # without those extras installed.
 autodoc_mock_imports = ["onnx", "onnxruntime", "tensorboard", "PIL"]
@@ -69,7 +69,7 @@ nitpick_ignore_regex = [
     ("py:class", r"minicnn(\..*)?\.[A-Z]"),  # type variables (T, F, R)
     ("py:.*", r"(argparse|contextlib|contextvars|numbers|types|np|numpy|numpy\.typing|npt|collections\.abc"
               r"|typing|pathlib|os|io|enum|dataclasses|concurrent\.futures|joblib|dask|distributed|sklearn"
-              r"|tqdm|matplotlib|numba|keras|tensorflow)(\..*)?"),
+              r"|tqdm|matplotlib|numba|keras|tensorflow|onnx|onnxruntime|tensorboard|PIL)(\..*)?"),
     ("py:class", r"(Path|Callable|Iterable|Iterator|Sequence|Mapping|Generator|Any|Literal|TypeVar|Self"
                  r"|ArrayLike|NDArray|Figure|Axes|int|float|str|bool|dict|list|tuple|None|type|object)"),
 ]

@@ -14,9 +14,9 @@ divided by the batch size. Conv2D and Dense take one for each parameter, Keras' 
     Conv2D(32, 3, kernel_regularizer="l2")      # L2(l2=0.01), as Keras reads the name
 
 A layer's parameter ``key`` is penalised by its attribute ``<key>_regularizer``
-(:meth:`minicnn.layers.Layer.regularizers`), and the model adds the penalties of its trainable
+(:meth:`minicnn.layers.base.Layer.regularizers`), and the model adds the penalties of its trainable
 layers to the loss and their gradients to ``grads``
-(:meth:`minicnn.models.Sequential.add_regularization_gradients`), whichever implementation
+(:meth:`minicnn.models.sequential.Sequential.add_regularization_gradients`), whichever implementation
 runs the layers, as Keras adds ``model.losses`` to the loss of
 ``fit`` and ``evaluate``. Names are those of Keras 3: ``"l2"``, ``"l1"``, ``"l1l2"`` (which is
 ``L1L2()``, no penalty until given one, as in Keras) and the class names.

@@ -145,7 +145,7 @@ class StepTrace:
     """The steps the model's optimizer had taken before this one (0 without an optimizer): a model at
     step 0 is taken to be untrained."""
     penalty: float = 0.0
-    """The weight penalties in :attr:`loss` (``kernel_regularizer``); 0.0 without any."""
+    """The weight penalties in ``loss`` (``kernel_regularizer``); 0.0 without any."""
     warnings: list[str] = field(default_factory=list)
     values: dict[str, np.ndarray] | None = None
 

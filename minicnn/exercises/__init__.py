@@ -9,7 +9,7 @@
     python -m minicnn.exercises grade relu --seed 1234    # replay the cases of an earlier run
     python -m minicnn.exercises grade-folder SUBMISSIONS --out marks.csv   # a teacher: one row per file
 
-There is one exercise per piece (:data:`~minicnn.exercises.cases.EXERCISES`): forward and
+There is one exercise per piece (``minicnn.exercises.cases.EXERCISES``): forward and
 backward passes, the loss, optimizer updates, L2 regularisation. Grading runs the
 student's file **in a subprocess** (:mod:`minicnn.exercises.run`) in which minicnn's own
 implementation of that piece is unavailable (:mod:`minicnn.exercises.blocking`): calling

@@ -1,7 +1,7 @@
 """While an exercise is graded, minicnn's own implementation of the piece it asks for is unavailable.
 
 Each exercise names the library's functions and methods that compute what the student must write
-(:attr:`~minicnn.exercises.Exercise.blocks`, as ``"module:qualname"``). :func:`blocked` replaces
+(``Exercise.blocks``, as ``"module:qualname"``). :func:`blocked` replaces
 each one, wherever a minicnn module holds it (a module attribute, a class attribute, a tuple in a
 module-level dict such as ``ACTIVATIONS``), with a function that raises :class:`LibraryPieceCalled`
 ("you called minicnn's own col2im_reference; the exercise asks you to write it"), and puts every

@@ -2,7 +2,7 @@
 
 Every case returns None when it passes, else the text to show: gradcheck's report, or what
 was expected and what came, in the words of the classic bug when the answer is one of them
-(:func:`_diagnose`: transposed weights, a sum over the wrong axis, a division by the batch
+(``_diagnose``: transposed weights, a sum over the wrong axis, a division by the batch
 size N, a missing ReLU mask, overlapping windows that overwrite instead of adding up).
 Shapes and values are drawn from the grading run's generator, so they change from run to
 run; inputs have no ties unless a case is about ties. Expected values are computed here,

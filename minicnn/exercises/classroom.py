@@ -23,6 +23,7 @@ FOLDER_SCHEMA = "minicnn.exercises.folder/1"
 """The version of the JSON table :func:`write_table` writes."""
 
 COLUMNS = ("student", "exercise", "score", "max_score", "passed", "seed", "error")
+"""The columns of the table, one row per student and exercise."""
 
 
 @dataclass

@@ -47,6 +47,8 @@ def grade_file(exercise: exercises.Exercise, path: Path, seed: int, timeout: flo
 
 
 def main(argv: list[str]) -> int:
+    """The child's side: ``argv`` is ``NAME FILE SEED RESULT``; grades ``FILE`` and writes the grade as
+    JSON to ``RESULT``."""
     name, path, seed, result = argv
     grade = exercises.grade_here(exercises.get(name), Path(path), int(seed))
     atomic_write(Path(result), lambda f: f.write(json.dumps(grade.to_dict()).encode()))
