@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import images_per_block
 from minicnn.fused.scheduling import FIXED_CHUNKS, chunk_images
 from minicnn.kernels import compiled, conv_output_size
@@ -159,23 +160,16 @@ def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @compiled(parallel=True)
-def _affine_activate_kernel(z, center, scale, shift, act, a):  # pragma: no cover - compiled
+def _affine_relu_kernel(z, center, scale, shift, relu, a):  # pragma: no cover - compiled
     m, f = z.shape
     chunks = min(FIXED_CHUNKS, m)
     for t in prange(chunks):
         start, stop = chunk_images(t, chunks, m)
         for r in range(start, stop):
-            if act == 1:
+            if relu:
                 for c in range(f):
                     v = (z[r, c] - center[c]) * scale[c] + shift[c]
                     a[r, c] = v if v > 0 else 0.0
-            elif act == 2:
-                for c in range(f):
-                    a[r, c] = np.tanh((z[r, c] - center[c]) * scale[c] + shift[c])
-            elif act == 3:
-                for c in range(f):
-                    v = (z[r, c] - center[c]) * scale[c] + shift[c]
-                    a[r, c] = np.exp(-np.logaddexp(0.0, -v))
             else:
                 for c in range(f):
                     a[r, c] = (z[r, c] - center[c]) * scale[c] + shift[c]
@@ -183,14 +177,19 @@ def _affine_activate_kernel(z, center, scale, shift, act, a):  # pragma: no cove
 
 def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift: np.ndarray,
                     activation: str | None, out: np.ndarray | None = None) -> np.ndarray:
-    """``act((z - center) * scale + shift)`` per column, one pass: rows (M, F), vectors (F,) -> (M, F).
+    """``act((z - center) * scale + shift)`` per column: rows (M, F), vectors (F,) -> (M, F).
 
-    ``out`` may be ``z`` itself. ``activation``: one of :data:`ACTIVATION_CODES`.
+    ``out`` may be ``z`` itself. ``activation``: one of :data:`ACTIVATION_CODES`. ReLU is in the
+    same pass; tanh and sigmoid are NumPy's own functions, in place on the result (their SIMD
+    implementations are several times faster than a compiled loop calling ``tanh`` per value).
     """
     t = z.dtype.type
     a = np.empty_like(z) if out is None else out
-    _affine_activate_kernel(z, center.astype(t), scale.astype(t), shift.astype(t),
-                            ACTIVATION_CODES[activation], a)
+    _affine_relu_kernel(z, center.astype(t), scale.astype(t), shift.astype(t), activation == "relu", a)
+    if activation == "tanh":
+        np.tanh(a, out=a)
+    elif activation == "sigmoid":
+        a[...] = ACTIVATIONS["sigmoid"][0](a)
     return a
 
 
