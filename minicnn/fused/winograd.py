@@ -325,3 +325,154 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
     dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
     return dW, (dx if input_gradient else None)
+
+
+# --------------------------------------------------------------------------- the unpooled convolution
+# The same transforms for a 3x3 stride-1 convolution that no max-pooling follows (the general fused step,
+# minicnn.fused.conv_block): tiles cover the whole output, TH = ceil(OH / 2) by TW = ceil(OW / 2) of
+# them, and the output transform writes all four outputs of a tile (those inside the output).
+
+
+@compiled()
+def _output_transform(M, z):  # pragma: no cover - compiled
+    """Each tile's 2x2 outputs ``A^T M A`` into ``z`` (OH, OW, F): M (16, T, F), T = TH * TW."""
+    oh, ow, f_total = z.shape
+    tw = (ow + 1) // 2
+    for t in range(M.shape[1]):
+        r, s = 2 * (t // tw), 2 * (t % tw)
+        down, right = r + 1 < oh, s + 1 < ow
+        for f in range(f_total):
+            p0, p1 = _at(M[0, t, f], M[4, t, f], M[8, t, f], M[12, t, f])
+            q0, q1 = _at(M[1, t, f], M[5, t, f], M[9, t, f], M[13, t, f])
+            r0, r1 = _at(M[2, t, f], M[6, t, f], M[10, t, f], M[14, t, f])
+            s0, s1 = _at(M[3, t, f], M[7, t, f], M[11, t, f], M[15, t, f])
+            y00, y01 = _at(p0, q0, r0, s0)
+            y10, y11 = _at(p1, q1, r1, s1)
+            z[r, s, f] = y00
+            if right:
+                z[r, s + 1, f] = y01
+            if down:
+                z[r + 1, s, f] = y10
+                if right:
+                    z[r + 1, s + 1, f] = y11
+
+
+@compiled(parallel=True)
+def _winograd_kernel(x, U, top, left, z):  # pragma: no cover - compiled
+    # As _winograd_pool_kernel: one image per thread, its 16 products as BLAS calls on that thread.
+    n_total, oh, ow, f_total = z.shape
+    c = U.shape[1]
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    for n in prange(n_total):
+        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+        V = np.empty((16, th * tw, c), dtype=x.dtype)
+        M = np.empty((16, th * tw, f_total), dtype=x.dtype)
+        _pad_image(x, n, top, left, xp)
+        _input_transform(xp, th, tw, V)
+        for xi in range(16):
+            np.dot(V[xi], U[xi], M[xi])
+        _output_transform(M, z[n])
+
+
+@one_image_at_a_time
+def conv_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple) -> np.ndarray:
+    """``im2col(x) @ W`` for a 3x3 stride-1 convolution, by Winograd: (N, OH, OW, F).
+
+    x (N, H, W, C), W (3, 3, C, F), ``pads = (top, bottom, left, right)``. One image at a time per
+    thread: input transform, the 16 products (BLAS), output transform, in buffers that stay in
+    the core's L2; the unpooled convolution is written once.
+    """
+    if W.shape[:2] != (3, 3):
+        raise ValueError(f"conv_forward_winograd: W must be (3, 3, C, F); got {W.shape}")
+    top, bottom, left, right = pads
+    oh = conv_output_size(x.shape[1], 3, 1, top, bottom)
+    ow = conv_output_size(x.shape[2], 3, 1, left, right)
+    z = np.empty((x.shape[0], oh, ow, W.shape[3]), dtype=x.dtype)
+    U = transform_filters(W.astype(x.dtype, copy=False))
+    with one_blas_thread():
+        _winograd_kernel(np.ascontiguousarray(x), U, top, left, z)
+    return z
+
+
+@compiled()
+def _a(y0, y1):  # pragma: no cover - compiled
+    """``A`` applied to two values along one axis of a tile's 2x2 output gradient."""
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+@compiled()
+def _output_gradient_transform_dense(dz, tw, dM):  # pragma: no cover - compiled
+    """``dM[xi, t, f] = (A dY A^T)[xi]``, ``dY`` the 2x2 gradient of tile ``t`` (0 outside the output).
+
+    dz (OH, OW, F) -> dM (16, T, F)."""
+    oh, ow, f_total = dz.shape
+    for t in range(dM.shape[1]):
+        r, s = 2 * (t // tw), 2 * (t % tw)
+        down, right = r + 1 < oh, s + 1 < ow
+        for f in range(f_total):
+            y00 = dz[r, s, f]
+            y01 = dz[r, s + 1, f] if right else 0.0
+            y10 = dz[r + 1, s, f] if down else 0.0
+            y11 = dz[r + 1, s + 1, f] if down and right else 0.0
+            p0, p1, p2, p3 = _a(y00, y10)  # A along the rows, for each of the 2 columns
+            q0, q1, q2, q3 = _a(y01, y11)
+            dM[0, t, f], dM[1, t, f], dM[2, t, f], dM[3, t, f] = _a(p0, q0)  # then along the columns
+            dM[4, t, f], dM[5, t, f], dM[6, t, f], dM[7, t, f] = _a(p1, q1)
+            dM[8, t, f], dM[9, t, f], dM[10, t, f], dM[11, t, f] = _a(p2, q2)
+            dM[12, t, f], dM[13, t, f], dM[14, t, f], dM[15, t, f] = _a(p3, q3)
+
+
+@compiled(parallel=True)
+def _winograd_backward_kernel(dz, x, Ut, top, left, dU_parts, dx,
+                              input_gradient):  # pragma: no cover - compiled
+    # As _winograd_pool_backward_kernel, with every output's gradient rather than the winners'.
+    n_total, oh, ow, f_total = dz.shape
+    c = Ut.shape[2]
+    th, tw = (oh + 1) // 2, (ow + 1) // 2
+    for part in prange(dU_parts.shape[0]):
+        dU = dU_parts[part]
+        dU[:] = 0.0
+        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+        V = np.empty((16, th * tw, c), dtype=x.dtype)
+        dM = np.empty((16, th * tw, f_total), dtype=x.dtype)
+        dU_image = np.empty((16, c, f_total), dtype=x.dtype)
+        dV = np.empty((16, th * tw, c), dtype=x.dtype)
+        start, stop = chunk_images(part, dU_parts.shape[0], n_total)
+        for n in range(start, stop):
+            _pad_image(x, n, top, left, xp)
+            _input_transform(xp, th, tw, V)
+            _output_gradient_transform_dense(dz[n], tw, dM)
+            for xi in range(16):
+                np.dot(V[xi].T, dM[xi], dU_image[xi])
+            _add_into(dU, dU_image)
+            if input_gradient:
+                for xi in range(16):
+                    np.dot(dM[xi], Ut[xi], dV[xi])
+                _input_gradient_transform(dV, th, tw, xp)
+                _crop_image(xp, top, left, dx, n)
+
+
+@one_image_at_a_time
+def conv_backward_winograd(dz: np.ndarray, x: np.ndarray, W: np.ndarray, pads: tuple,
+                           input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` of :func:`conv_forward_winograd` from ``dz`` = dL/dz, (N, OH, OW, F).
+
+    Conv2D's ``dW = cols.T @ dz`` and ``dx = col2im(dz @ W.T)``, through Winograd's transforms:
+    ``dM = A dY A^T`` per tile (``dY`` its 2x2 output gradient), ``dU[xi] += V[xi]^T @ dM[xi]``,
+    ``dW = G^T dU G``; ``dV[xi] = dM[xi] @ U[xi]^T`` and each tile's ``B dV B^T`` added into the
+    padded image. A fixed number of chunks of images with partial ``dU`` summed in order, so the
+    result does not depend on the thread count. ``dx`` is None unless ``input_gradient``.
+    """
+    n, _, _, c = x.shape
+    f = W.shape[3]
+    top, _, left, _ = pads
+    chunks = fixed_chunks(n)
+    Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
+    dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
+    dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+    with one_blas_thread():
+        _winograd_backward_kernel(np.ascontiguousarray(dz), np.ascontiguousarray(x), Ut, top, left,
+                                  dU_parts, dx, input_gradient)
+    dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
+    dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
+    return dW, (dx if input_gradient else None)
