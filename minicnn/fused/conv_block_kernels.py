@@ -5,8 +5,7 @@ a pooling layer, Dropout); ``tests/fused/test_conv_block_kernels.py`` proves eac
 equal to the layer pass it replaces. Images are (N, H, W, C); a convolution's output is
 handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
 
-- :func:`conv_forward` / :func:`conv_backward`: the convolution, by Winograd F(2x2, 3x3) for
-  3x3 stride-1 windows over several channels (:mod:`minicnn.fused.winograd`), else as im2col and
+- :func:`conv_forward_blocked` / :func:`conv_backward_blocked`: the convolution as im2col and
   a BLAS product, a block of images at a time, so the im2col matrix never leaves the caches
   (the backward makes each block's matrix again instead of keeping the whole batch's).
 - :func:`channel_moments`: a channel's mean and (biased) variance, two passes, float64 sums.
@@ -27,9 +26,8 @@ import numpy as np
 from numba import prange
 
 from minicnn.activations import ACTIVATIONS
-from minicnn.fused.conv_pool_kernels import SMALL_WINDOW, images_per_block
+from minicnn.fused.conv_pool_kernels import images_per_block
 from minicnn.fused.scheduling import FIXED_CHUNKS, chunk_images
-from minicnn.fused.winograd import conv_backward_winograd, conv_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _col2im_kernel, _im2col_kernel
 from minicnn.kernels.matmul import matmul
@@ -71,30 +69,6 @@ def _block_plan(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple):
     pointwise = _is_pointwise(kh, kw, strides, pads)
     buffer = np.empty((1,) if pointwise else (block, oh, ow, kh, kw, c), dtype=x.dtype)
     return kh, kw, c, f, oh, ow, block, buffer
-
-
-def by_winograd(W_shape: tuple, strides: tuple) -> bool:
-    """Whether :func:`conv_forward` runs Winograd: 3x3 stride-1 windows of more than ``SMALL_WINDOW`` values
-    (4 channels or more; on fewer the transforms cost more than the products they save)."""
-    kh, kw, c, _ = W_shape
-    return (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and kh * kw * c > SMALL_WINDOW
-
-
-def conv_forward(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:
-    """``xw = im2col(x) @ W`` as rows (N*OH*OW, F): by Winograd where :func:`by_winograd`, else
-    :func:`conv_forward_blocked`."""
-    if by_winograd(W.shape, strides):
-        return conv_forward_winograd(x, W, pads).reshape(-1, W.shape[3])
-    return conv_forward_blocked(x, W, strides, pads)
-
-
-def conv_backward(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple,
-                  input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(dW, dx)`` from ``dz`` as rows (N*OH*OW, F), as :func:`conv_forward` computed the forward."""
-    if by_winograd(W.shape, strides):
-        oh, ow = conv_output_shape(x.shape, W.shape, strides, pads)
-        return conv_backward_winograd(dz.reshape(x.shape[0], oh, ow, -1), x, W, pads, input_gradient)
-    return conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
 
 
 def conv_forward_blocked(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The kernels of the general fused step (:mod:`minicnn.fused.conv_block_kernels`, and the unpooled
-Winograd convolution of :mod:`minicnn.fused.winograd`) compute what the layers' reference passes compute."""
+"""The kernels of the general fused step (:mod:`minicnn.fused.conv_block_kernels`) compute what the
+layers' reference passes compute."""
 
 import numba
 import numpy as np
@@ -7,7 +7,6 @@ import pytest
 
 from minicnn import AveragePooling2D, Conv2D
 from minicnn.fused import conv_block_kernels as fast
-from minicnn.fused import winograd
 from minicnn.implementation import use
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 
@@ -32,9 +31,9 @@ def by_definition(x, W, strides, pads, dz_rows):
 
 
 CONVOLUTIONS = [  # (N, H, W, C, F, kernel, strides, padding)
-    (3, 9, 8, 5, 4, 3, 1, "same"),  # Winograd, odd rows: the last tile overhangs the output
-    (2, 7, 7, 4, 3, 3, 1, "valid"),  # Winograd, odd output
-    (2, 8, 6, 2, 3, 3, 1, "same"),  # 18 values a window: im2col in blocks
+    (3, 9, 8, 5, 4, 3, 1, "same"),
+    (2, 7, 7, 4, 3, 3, 1, "valid"),
+    (2, 8, 6, 2, 3, 3, 1, "same"),
     (2, 9, 9, 3, 4, 5, 2, "same"),
     (2, 10, 7, 3, 2, 7, (1, 2), "valid"),
     (3, 5, 5, 6, 4, 1, 1, "valid"),  # pointwise: the input is its own im2col matrix
@@ -47,11 +46,11 @@ CONVOLUTIONS = [  # (N, H, W, C, F, kernel, strides, padding)
 @pytest.mark.parametrize("case", CONVOLUTIONS)
 def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient):
     x, W, strides, pads = conv_case(*case)
-    rows = fast.conv_forward(x, W, strides, pads)
+    rows = fast.conv_forward_blocked(x, W, strides, pads)
     dz = np.random.default_rng(1).standard_normal(rows.shape)
     expected, dW_expected, dx_expected = by_definition(x, W, strides, pads, dz)
     np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-10)
-    dW, dx = fast.conv_backward(dz, x, W, strides, pads, input_gradient)
+    dW, dx = fast.conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
     np.testing.assert_allclose(dW, dW_expected, rtol=1e-10, atol=1e-10)
     if input_gradient:
         np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
@@ -59,39 +58,24 @@ def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient)
         assert dx is None
 
 
-def test_several_blocks_and_winograd_are_taken_where_expected():
+def test_large_images_take_several_blocks():
     x, W, strides, pads = conv_case(*CONVOLUTIONS[-1])
     kh, kw, c, _ = W.shape
     oh, ow = fast.conv_output_shape(x.shape, W.shape, strides, pads)
     assert fast.images_per_block(oh, ow, kh * kw * c, x.itemsize) < x.shape[0]
-    assert fast.by_winograd((3, 3, 4, 8), (1, 1)) and not fast.by_winograd((3, 3, 2, 8), (1, 1))
-    assert not fast.by_winograd((3, 3, 8, 8), (2, 2)) and not fast.by_winograd((5, 5, 8, 8), (1, 1))
-
-
-def test_winograd_is_exact_on_integers():
-    """Transforms of 0, +-1 and +-1/2: on small integers every value is exact, forward and backward."""
-    x, W, _, pads = conv_case(2, 7, 9, 4, 3, 3, 1, "same")
-    x, W = np.round(x * 2), np.round(W * 2)
-    z = winograd.conv_forward_winograd(x, W, pads)
-    dz = np.round(np.random.default_rng(2).standard_normal(z.shape) * 2)
-    expected, dW_expected, dx_expected = by_definition(x, W, (1, 1), pads, dz.reshape(-1, 3))
-    np.testing.assert_array_equal(z.reshape(-1, 3), expected)
-    dW, dx = winograd.conv_backward_winograd(dz, x, W, pads)
-    np.testing.assert_array_equal(dW, dW_expected)
-    np.testing.assert_array_equal(dx, dx_expected)
 
 
 @pytest.mark.parametrize("case", [CONVOLUTIONS[0], CONVOLUTIONS[3]])
 def test_the_convolution_backward_is_the_same_with_one_or_two_threads(case):
     x, W, strides, pads = conv_case(*case[:-1], case[-1], seed=3, dtype=np.float32)
-    shape = fast.conv_forward(x, W, strides, pads).shape
+    shape = fast.conv_forward_blocked(x, W, strides, pads).shape
     dz = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     results = []
     threads = numba.get_num_threads()
     try:
         for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
             numba.set_num_threads(n)
-            results.append((*fast.conv_backward(dz, x, W, strides, pads), *fast.channel_moments(dz)))
+            results.append((*fast.conv_backward_blocked(dz, x, W, strides, pads), *fast.channel_moments(dz)))
     finally:
         numba.set_num_threads(threads)
     for result in results[1:]:
