@@ -17,7 +17,11 @@ handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
 - :func:`avgpool_forward_numba` / :func:`avgpool_backward_numba`: AveragePooling2D in one pass.
 
 Sums over the rows of a batch run in :data:`~minicnn.fused.scheduling.FIXED_CHUNKS` chunks
-of rows with float64 partial sums, added in chunk order: the same bits on any thread count.
+of rows with float64 partial sums, added in chunk order. The passes over the rows run on one
+thread, as the other elementwise passes (:mod:`minicnn.fused.conv_pool_kernels`): they are bound
+by memory, which one core already saturates, a parallel loop would end at a barrier that waits
+for a thread another process holds up, and they compile in a fraction of a parallel kernel's time.
+The pooling kernels run over images in parallel, as max-pooling's do.
 """
 
 from __future__ import annotations
@@ -128,11 +132,11 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
 # ------------------------------------------------------------------- activation and BatchNormalization
 
 
-@compiled(parallel=True)
+@compiled()
 def _channel_sums_kernel(z, center, squares, parts):  # pragma: no cover - compiled
     m, f = z.shape
     chunks = parts.shape[0]
-    for t in prange(chunks):
+    for t in range(chunks):
         acc = parts[t]
         acc[:] = 0.0
         start, stop = chunk_images(t, chunks, m)
@@ -159,11 +163,11 @@ def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, _channel_sum(z, mean, True) / m
 
 
-@compiled(parallel=True)
+@compiled()
 def _affine_relu_kernel(z, center, scale, shift, relu, a):  # pragma: no cover - compiled
     m, f = z.shape
     chunks = min(FIXED_CHUNKS, m)
-    for t in prange(chunks):
+    for t in range(chunks):
         start, stop = chunk_images(t, chunks, m)
         for r in range(start, stop):
             if relu:
@@ -193,12 +197,12 @@ def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift:
     return a
 
 
-@compiled(parallel=True)
+@compiled()
 def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized, dy,
                                      parts):  # pragma: no cover - compiled
     m, f = da.shape
     chunks = parts.shape[0]
-    for t in prange(chunks):
+    for t in range(chunks):
         acc = parts[t]
         acc[:] = 0.0
         start, stop = chunk_images(t, chunks, m)
@@ -217,12 +221,12 @@ def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized,
                     acc[1, c] += g * ((z[r, c] - center[c]) * inv_std[c])
 
 
-@compiled(parallel=True)
+@compiled()
 def _norm_input_gradient_kernel(dy, z, center, inv_std, k, m, dbeta, dgamma,
                                 batch_statistics):  # pragma: no cover - compiled
     rows, f = dy.shape
     chunks = min(FIXED_CHUNKS, rows)
-    for t in prange(chunks):
+    for t in range(chunks):
         start, stop = chunk_images(t, chunks, rows)
         for r in range(start, stop):
             if batch_statistics:
