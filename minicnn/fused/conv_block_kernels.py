@@ -16,8 +16,7 @@ handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
   in two passes (the channel sums, then ``dz``) instead of the layers' five.
 - :func:`avgpool_forward_numba` / :func:`avgpool_backward_numba`: AveragePooling2D in one pass.
 
-Sums over the rows of a batch run in :data:`~minicnn.fused.scheduling.FIXED_CHUNKS` chunks
-of rows with float64 partial sums, added in chunk order. The passes over the rows run on one
+Sums over the rows of a batch are float64, row after row. The passes over the rows run on one
 thread, as the other elementwise passes (:mod:`minicnn.fused.conv_pool_kernels`): they are bound
 by memory, which one core already saturates, a parallel loop would end at a barrier that waits
 for a thread another process holds up, and they compile in a fraction of a parallel kernel's time.
@@ -31,7 +30,6 @@ from numba import prange
 
 from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import images_per_block
-from minicnn.fused.scheduling import FIXED_CHUNKS, chunk_images
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import _col2im_kernel, _im2col_kernel
 from minicnn.kernels.matmul import matmul
@@ -133,23 +131,23 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
 
 
 @compiled()
-def _channel_sums_kernel(z, center, squares, parts):  # pragma: no cover - compiled
+def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compiled
     m, f = z.shape
-    chunks = parts.shape[0]
-    for t in range(chunks):
-        acc = parts[t]
-        acc[:] = 0.0
-        start, stop = chunk_images(t, chunks, m)
-        for r in range(start, stop):
+    sums[:] = 0.0
+    for r in range(m):
+        if squares:
             for c in range(f):
                 v = z[r, c] - center[c]
-                acc[c] += v * v if squares else v
+                sums[c] += v * v
+        else:
+            for c in range(f):
+                sums[c] += z[r, c]
 
 
 def _channel_sum(z: np.ndarray, center: np.ndarray, squares: bool) -> np.ndarray:
-    parts = np.empty((min(FIXED_CHUNKS, max(z.shape[0], 1)), z.shape[1]))
-    _channel_sums_kernel(z, center, squares, parts)
-    return parts.sum(axis=0)
+    sums = np.empty(z.shape[1])
+    _channel_sums_kernel(z, center, squares, sums)
+    return sums
 
 
 def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,17 +164,14 @@ def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @compiled()
 def _affine_relu_kernel(z, center, scale, shift, relu, a):  # pragma: no cover - compiled
     m, f = z.shape
-    chunks = min(FIXED_CHUNKS, m)
-    for t in range(chunks):
-        start, stop = chunk_images(t, chunks, m)
-        for r in range(start, stop):
-            if relu:
-                for c in range(f):
-                    v = (z[r, c] - center[c]) * scale[c] + shift[c]
-                    a[r, c] = v if v > 0 else 0.0
-            else:
-                for c in range(f):
-                    a[r, c] = (z[r, c] - center[c]) * scale[c] + shift[c]
+    for r in range(m):
+        if relu:
+            for c in range(f):
+                v = (z[r, c] - center[c]) * scale[c] + shift[c]
+                a[r, c] = v if v > 0 else 0.0
+        else:
+            for c in range(f):
+                a[r, c] = (z[r, c] - center[c]) * scale[c] + shift[c]
 
 
 def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift: np.ndarray,
@@ -199,43 +194,45 @@ def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift:
 
 @compiled()
 def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized, dy,
-                                     parts):  # pragma: no cover - compiled
+                                     sums):  # pragma: no cover - compiled
+    # One row at a time: the activation's gradient into dy, then the row's share of the sums
+    # while it is in L1. Each inner loop has no branch, so it vectorizes.
     m, f = da.shape
-    chunks = parts.shape[0]
-    for t in range(chunks):
-        acc = parts[t]
-        acc[:] = 0.0
-        start, stop = chunk_images(t, chunks, m)
-        for r in range(start, stop):
+    sums[:] = 0.0
+    for r in range(m):
+        if act == 1:
             for c in range(f):
-                g = da[r, c]
-                if act == 1:
-                    g = g if a[r, c] > 0 else 0.0
-                elif act == 2:
-                    g = g * (1 - a[r, c] * a[r, c])
-                elif act == 3:
-                    g = g * a[r, c] * (1 - a[r, c])
-                dy[r, c] = g
-                acc[0, c] += g
-                if normalized:
-                    acc[1, c] += g * ((z[r, c] - center[c]) * inv_std[c])
+                dy[r, c] = da[r, c] if a[r, c] > 0 else 0.0
+        elif act == 2:
+            for c in range(f):
+                dy[r, c] = da[r, c] * (1 - a[r, c] * a[r, c])
+        elif act == 3:
+            for c in range(f):
+                dy[r, c] = da[r, c] * a[r, c] * (1 - a[r, c])
+        else:
+            for c in range(f):
+                dy[r, c] = da[r, c]
+        if normalized:
+            for c in range(f):
+                sums[0, c] += dy[r, c]
+                sums[1, c] += dy[r, c] * ((z[r, c] - center[c]) * inv_std[c])
+        else:
+            for c in range(f):
+                sums[0, c] += dy[r, c]
 
 
 @compiled()
 def _norm_input_gradient_kernel(dy, z, center, inv_std, k, m, dbeta, dgamma,
                                 batch_statistics):  # pragma: no cover - compiled
     rows, f = dy.shape
-    chunks = min(FIXED_CHUNKS, rows)
-    for t in range(chunks):
-        start, stop = chunk_images(t, chunks, rows)
-        for r in range(start, stop):
-            if batch_statistics:
-                for c in range(f):
-                    x_hat = (z[r, c] - center[c]) * inv_std[c]
-                    dy[r, c] = k[c] * (m * dy[r, c] - dbeta[c] - x_hat * dgamma[c])
-            else:
-                for c in range(f):
-                    dy[r, c] = dy[r, c] * k[c]
+    for r in range(rows):
+        if batch_statistics:
+            for c in range(f):
+                x_hat = (z[r, c] - center[c]) * inv_std[c]
+                dy[r, c] = k[c] * (m * dy[r, c] - dbeta[c] - x_hat * dgamma[c])
+        else:
+            for c in range(f):
+                dy[r, c] = dy[r, c] * k[c]
 
 
 def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | None,
@@ -253,16 +250,15 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
     """
     t = da.dtype.type
     dy = np.empty_like(da)
-    chunks = min(FIXED_CHUNKS, max(da.shape[0], 1))
-    parts = np.empty((chunks, 2, da.shape[1]))
+    sums = np.empty((2, da.shape[1]))
     code = ACTIVATION_CODES[activation]
     if norm is None:
         empty = np.zeros(da.shape[1], dtype=da.dtype)
-        _activation_backward_sums_kernel(da, a, da, empty, empty, code, False, dy, parts)
-        return dy, parts[:, 0].sum(axis=0).astype(t), None
+        _activation_backward_sums_kernel(da, a, da, empty, empty, code, False, dy, sums)
+        return dy, sums[0].astype(t), None
     z, center, inv_std, gamma, batch_statistics = norm
-    _activation_backward_sums_kernel(da, a, z, center.astype(t), inv_std.astype(t), code, True, dy, parts)
-    sums = parts.sum(axis=0).astype(t)
+    _activation_backward_sums_kernel(da, a, z, center.astype(t), inv_std.astype(t), code, True, dy, sums)
+    sums = sums.astype(t)
     dbeta, dgamma = sums[0], sums[1]
     scale = gamma * inv_std.astype(t)
     m = t(da.shape[0])
