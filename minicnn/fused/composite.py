@@ -56,7 +56,15 @@ class FusedStep(Step):
             layer.grads = {key: grads[f"{layer.name}/{key}"] for key in layer.params}
 
     def check_input(self, x: np.ndarray) -> None:
-        self.layers[0].check_input(x)
+        """The first layer's checks of ``x`` (building it on first use), then the other layers built
+        on first use too, each for its predecessor's output: the fast kernels read all their weights."""
+        first, *rest = self.layers
+        first.check_input(x)
+        shape = first.output_shape
+        for layer in rest:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.output_shape
 
     def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
         """The layers' own forward passes (reference implementation), or the fused kernels (fast)."""

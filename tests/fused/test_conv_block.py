@@ -190,3 +190,12 @@ def test_inference_folds_batch_normalization_into_the_kernel():
         b = conv.params["bias"] if use_bias else 0.0
         expected = (b - norm.state["moving_mean"]) * s + norm.params["beta"]
         np.testing.assert_allclose(bias, expected, rtol=1e-14)
+
+
+def test_an_unbuilt_model_builds_every_layer_of_a_fused_step_on_first_use(implementation):
+    model = Sequential([Conv2D(3, 3, use_bias=False, seed=0), BatchNormalization(), ReLU(),
+                        AveragePooling2D(2)])
+    x = np.random.default_rng(0).random((2, 6, 6, 2)).astype(np.float32)
+    out = model(x)
+    assert out.shape == (2, 2, 2, 3) and all(layer.built for layer in model.layers)
+    assert isinstance(model.steps()[0], ConvBlock)
