@@ -199,3 +199,19 @@ def test_an_unbuilt_model_builds_every_layer_of_a_fused_step_on_first_use(implem
     out = model(x)
     assert out.shape == (2, 2, 2, 3) and all(layer.built for layer in model.layers)
     assert isinstance(model.steps()[0], ConvBlock)
+
+
+def test_fused_steps_pass_a_numerical_gradient_check():
+    """Independently of the reference: each fused step's gradients (input, kernels, bias, gamma, beta)
+    against central differences of its own forward, BatchNormalization before and after an activation."""
+    from minicnn.gradcheck import check_model
+
+    model = Sequential([Conv2D(4, 3, padding="same", use_bias=False, seed=0, input_shape=(8, 8, 3)),
+                        BatchNormalization(), ReLU(), MaxPool2D(2), Dropout(0.3, seed=1),
+                        Conv2D(5, 3, strides=2, padding="same", activation="tanh", seed=2),
+                        BatchNormalization(), GlobalAveragePooling2D(), Activation("softmax")])
+    assert [type(step).__name__ for step in model.steps()] == ["ConvBlock", "ConvBlock", "Activation"]
+    model.astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((4, 8, 8, 3))
+    report = check_model(model, x, np.array([0, 1, 4, 2]), implementation="fast")
+    assert report.ok, report
