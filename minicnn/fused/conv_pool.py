@@ -40,7 +40,8 @@ from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
 class ConvPoolBlock(FusedStep):
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
-    Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
+    Only for a Conv2D with a bias and equal strides on both axes; the planner gives other Conv2D layers
+    to :class:`~minicnn.fused.conv_block.ConvBlock`.
 
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
     ``input_gradient=False`` (a first layer in training) lets the fast implementation skip dx.
@@ -64,7 +65,7 @@ class ConvPoolBlock(FusedStep):
                 and isinstance(layers[i + 1], MaxPooling2D)):
             return None
         if not conv.use_bias or conv.strides[0] != conv.strides[1]:
-            return None  # the fused kernels take a bias and one stride: such a Conv2D runs on its own
+            return None  # the fused kernels take a bias and one stride: such a Conv2D goes to ConvBlock
         after = layers[i + 2] if i + 2 < len(layers) else None
         return cls(conv, layers[i + 1], after if isinstance(after, Dropout) else None, input_gradient)
 
