@@ -164,9 +164,10 @@ def test_every_link_into_backprop_md_resolves(anchor, where):
 
 
 def sections() -> list:
-    """``pytest.param(docs_section)`` of every registered layer, optimizer and loss, the fused step and
+    """``pytest.param(docs_section)`` of every registered layer, optimizer and loss, the fused steps and
     every exercise."""
-    classes = [*LAYERS.objects(), *OPTIMIZERS.objects(), *LOSSES.objects(), fused.ConvPoolBlock]
+    classes = [*LAYERS.objects(), *OPTIMIZERS.objects(), *LOSSES.objects(), fused.ConvPoolBlock,
+               fused.ConvBlock]
     return ([pytest.param(getattr(cls, "docs_section", None), id=cls.__name__) for cls in classes]
             + [pytest.param(exercises.get(name).section, id=f"exercise {name}")
                for name in exercises.names()])

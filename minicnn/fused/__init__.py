@@ -1,30 +1,22 @@
 """Fused steps: runs of layers computed together by the fast implementation, with the same numbers.
 
 A fused step is a composite of layers with the contract of a layer
-(:class:`~minicnn.layers.base.Step`): its reference behaviour is the layers' own
-forward and backward passes in sequence, and its fast kernels sit beside it. Today
-there is one, :class:`~minicnn.fused.conv_pool.ConvPoolBlock`
-(Conv2D(relu) -> MaxPooling2D -> Dropout). :func:`plan` finds the runs in a model.
+(:class:`~minicnn.fused.composite.FusedStep`): its reference behaviour is the layers' own
+forward and backward passes in sequence, and its fast kernels sit beside it. There are two:
+
+- :class:`~minicnn.fused.conv_pool.ConvPoolBlock`, Conv2D(relu) -> MaxPooling2D -> Dropout, whose
+  kernels pool before the bias and ReLU (Winograd and small-window convolutions among them);
+- :class:`~minicnn.fused.conv_block.ConvBlock`, any Conv2D followed by any of
+  BatchNormalization, an activation, a pooling layer and Dropout.
+
+:func:`~minicnn.fused.planner.plan` finds the runs in a model, :func:`~minicnn.fused.planner.describe`
+says what it found.
 """
 
 from __future__ import annotations
 
+from minicnn.fused.conv_block import ConvBlock
 from minicnn.fused.conv_pool import ConvPoolBlock
-from minicnn.layers import Layer
-from minicnn.layers.base import Step
+from minicnn.fused.planner import describe, plan
 
-__all__ = ["ConvPoolBlock", "plan"]
-
-
-def plan(layers: list[Layer], input_gradient: bool = True) -> list[Step]:
-    """The steps that run ``layers``: fused blocks where they match, the layers themselves elsewhere.
-
-    ``input_gradient=False`` lets a fused first step skip the gradient with respect to the model's input.
-    """
-    steps: list[Step] = []
-    i = 0
-    while i < len(layers):
-        block = ConvPoolBlock.starting_at(layers, i, input_gradient=input_gradient or i > 0)
-        steps.append(block or layers[i])
-        i += len(block.layers) if block else 1
-    return steps
+__all__ = ["ConvBlock", "ConvPoolBlock", "describe", "plan"]

@@ -27,24 +27,21 @@ on first read only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
-from minicnn import implementation
 from minicnn.activations import relu, relu_backward
 from minicnn.fused import conv_pool_kernels as fast
+from minicnn.fused.composite import DeferredCache, FusedStep
 from minicnn.kernels.im2col import im2col_numba
 from minicnn.kernels.maxpool import maxpool_backward_numba
 from minicnn.layers import Conv2D, Dropout, Layer, MaxPooling2D
-from minicnn.layers.base import Step
 
 
-class ConvPoolBlock(Step):
+class ConvPoolBlock(FusedStep):
     """One step for ``Conv2D(activation="relu") -> MaxPooling2D -> Dropout`` (dropout optional).
 
-    Only for a Conv2D with a bias and equal strides on both axes; other Conv2D layers run on their own.
+    Only for a Conv2D with a bias and equal strides on both axes; the planner gives other Conv2D layers
+    to :class:`~minicnn.fused.conv_block.ConvBlock`.
 
     x: (N, H, W, C) -> out: (N, PH, PW, F), as the layers would give.
     ``input_gradient=False`` (a first layer in training) lets the fast implementation skip dx.
@@ -68,57 +65,13 @@ class ConvPoolBlock(Step):
                 and isinstance(layers[i + 1], MaxPooling2D)):
             return None
         if not conv.use_bias or conv.strides[0] != conv.strides[1]:
-            return None  # the fused kernels take a bias and one stride: such a Conv2D runs on its own
+            return None  # the fused kernels take a bias and one stride: such a Conv2D goes to ConvBlock
         after = layers[i + 2] if i + 2 < len(layers) else None
         return cls(conv, layers[i + 1], after if isinstance(after, Dropout) else None, input_gradient)
 
     @property
     def layers(self) -> list[Layer]:
         return [self.conv, self.pool] + ([self.dropout] if self.dropout else [])
-
-    @property
-    def name(self) -> str:
-        return "+".join(layer.name for layer in self.layers)
-
-    def __repr__(self) -> str:
-        return f"ConvPoolBlock({', '.join(layer.name for layer in self.layers)})"
-
-    def label(self) -> str:
-        return f'fused step "{self.name}"'
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """Every layer's parameters, under the names the model gives them: ``"conv2d/kernel"``."""
-        return {f"{layer.name}/{key}": p for layer in self.layers for key, p in layer.params.items()}
-
-    @property
-    def grads(self) -> dict[str, np.ndarray]:
-        return {f"{layer.name}/{key}": g for layer in self.layers for key, g in layer.grads.items()}
-
-    def set_grads(self, grads: dict[str, np.ndarray]) -> None:
-        """Check ``grads`` against ``params``, as a layer does, then hand each layer its own."""
-        self.check_grads(grads)
-        for layer in self.layers:
-            layer.grads = {key: grads[f"{layer.name}/{key}"] for key in layer.params}
-
-    def check_input(self, x: np.ndarray) -> None:
-        self.conv.check_input(x)
-
-    def forward_pass(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
-        """The layers' own forward passes (reference implementation), or the fused kernels (fast)."""
-        if implementation.current() == "reference":
-            for layer in self.layers:
-                x = layer.forward(x, training)
-            return x, {"implementation": "reference"}
-        return self._forward_fast(x, training)
-
-    def backward_pass(self, dout: np.ndarray, cache: dict) -> tuple[np.ndarray | None, dict]:
-        """As the forward ran: the layers' own backward passes (reference), or the fused kernels (fast)."""
-        if cache["implementation"] == "reference":
-            for layer in reversed(self.layers):
-                dout = layer.backward(dout)
-            return dout, self.grads
-        return self._backward_fast(dout, cache)
 
     # ------------------------------------------------------------------ the fast implementation
 
@@ -168,16 +121,3 @@ class ConvPoolBlock(Step):
             a=lambda: maxpool_backward_numba(a, argmax, conv_shape, pool.pool_size, pool.strides),
         ))
 
-
-class DeferredCache(dict):
-    """A layer cache some of whose entries are computed only when first read."""
-
-    def __init__(self, ready: dict[str, Any], **deferred: Callable[[], Any]):
-        super().__init__(ready)
-        self._deferred = deferred
-
-    def __missing__(self, key: str) -> Any:
-        if key not in self._deferred:
-            raise KeyError(key)
-        value = self[key] = self._deferred.pop(key)()
-        return value

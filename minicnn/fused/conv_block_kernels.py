@@ -1,0 +1,322 @@
+"""Numba kernels of the general fused convolution step (:mod:`minicnn.fused.conv_block`).
+
+The step's reference is its layers' own passes (Conv2D, BatchNormalization, an activation,
+a pooling layer, Dropout); ``tests/fused/test_conv_block_kernels.py`` proves each kernel here
+equal to the layer pass it replaces. Images are (N, H, W, C); a convolution's output is
+handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
+
+- :func:`conv_forward_blocked` / :func:`conv_backward_blocked`: the convolution as im2col and
+  a BLAS product, a block of images at a time, so the im2col matrix never leaves the caches
+  (the backward makes each block's matrix again instead of keeping the whole batch's).
+- :func:`channel_moments`: a channel's mean and (biased) variance, two passes, float64 sums.
+- :func:`affine_activate`: ``a = act((z - center) * scale + shift)`` in one pass: a bias and an
+  activation (``center = -b``, ``scale = 1``, ``shift = 0``), or BatchNormalization and an
+  activation (``center = mean - b``, ``scale = gamma / sqrt(var + eps)``, ``shift = beta``).
+- :func:`activation_norm_backward`: the activation's backward, then BatchNormalization's,
+  in two passes (the channel sums, then ``dz``) instead of the layers' five.
+- :func:`avgpool_forward_numba` / :func:`avgpool_backward_numba`: AveragePooling2D in one pass.
+
+Sums over the rows of a batch are float64, row after row. The passes over the rows run on one
+thread, as the other elementwise passes (:mod:`minicnn.fused.conv_pool_kernels`): they are bound
+by memory, which one core already saturates, a parallel loop would end at a barrier that waits
+for a thread another process holds up, and they compile in a fraction of a parallel kernel's time.
+The pooling kernels run over images in parallel, as max-pooling's do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from minicnn.activations import ACTIVATIONS
+from minicnn.fused.conv_pool_kernels import images_per_block
+from minicnn.kernels import compiled, conv_output_size
+from minicnn.kernels.im2col import _col2im_kernel, _im2col_kernel
+from minicnn.kernels.matmul import matmul
+
+ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+"""The activations the kernels compute, by the code they take: what a fused step can hold."""
+
+
+# --------------------------------------------------------------------------- the convolution, in blocks
+
+
+def _is_pointwise(kh: int, kw: int, strides: tuple, pads: tuple) -> bool:
+    """A 1x1 stride-1 unpadded convolution: its im2col matrix is the input itself."""
+    return (kh, kw) == (1, 1) and tuple(strides) == (1, 1) and not any(pads)
+
+
+def _columns(x: np.ndarray, kh: int, kw: int, strides: tuple, pads: tuple, oh: int, ow: int,
+             buffer: np.ndarray) -> np.ndarray:
+    """im2col of the images ``x`` as rows (images*OH*OW, KH*KW*C), in ``buffer`` unless pointwise."""
+    n, c = x.shape[0], x.shape[3]
+    if _is_pointwise(kh, kw, strides, pads):
+        return x.reshape(n * oh * ow, c)
+    cols = buffer[:n]
+    _im2col_kernel(x, kh, kw, strides[0], strides[1], pads[0], pads[2], cols)
+    return cols.reshape(n * oh * ow, kh * kw * c)
+
+
+def conv_output_shape(x_shape: tuple, W_shape: tuple, strides: tuple, pads: tuple) -> tuple[int, int]:
+    """``(OH, OW)`` of the convolution of images ``x_shape`` by a kernel ``W_shape``."""
+    top, bottom, left, right = pads
+    return (conv_output_size(x_shape[1], W_shape[0], strides[0], top, bottom),
+            conv_output_size(x_shape[2], W_shape[1], strides[1], left, right))
+
+
+def _block_plan(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple):
+    kh, kw, c, f = W.shape
+    oh, ow = conv_output_shape(x.shape, W.shape, strides, pads)
+    block = min(x.shape[0], images_per_block(oh, ow, kh * kw * c, x.itemsize))
+    pointwise = _is_pointwise(kh, kw, strides, pads)
+    buffer = np.empty((1,) if pointwise else (block, oh, ow, kh, kw, c), dtype=x.dtype)
+    return kh, kw, c, f, oh, ow, block, buffer
+
+
+def conv_forward_blocked(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:
+    """``xw = im2col(x) @ W``, the convolution without bias, a block of images at a time.
+
+    x: (N, H, W, C), W: (KH, KW, C, F), ``strides = (rows, columns)``, ``pads = (top, bottom,
+    left, right)``. Returns rows (N*OH*OW, F): the products of :meth:`Conv2D.correlate`, row by row,
+    with the im2col matrix of one block (``BLOCK_BYTES``) in a buffer reused from block to block.
+    """
+    x = np.ascontiguousarray(x)
+    n = x.shape[0]
+    kh, kw, c, f, oh, ow, block, buffer = _block_plan(x, W, strides, pads)
+    Wm = np.ascontiguousarray(W).reshape(-1, f)
+    xw = np.empty((n * oh * ow, f), dtype=x.dtype)
+    rows = oh * ow
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
+        matmul(cols, Wm, out=xw[start * rows:stop * rows])
+    return xw
+
+
+def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple,
+                          input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` of the convolution from ``dz`` = dL/dxw as rows (N*OH*OW, F).
+
+    Conv2D's ``dW = cols.T @ dz`` and ``dx = col2im(dz @ W.T)``, a block of images at a
+    time: each block's im2col matrix is made again (cheaper than a trip through memory for
+    the whole batch's), its share of ``dW`` added in block order (blocks fixed by the shapes,
+    so the bits do not depend on the thread count). ``dx`` is None unless ``input_gradient``.
+    """
+    x = np.ascontiguousarray(x)
+    n = x.shape[0]
+    kh, kw, c, f, oh, ow, block, buffer = _block_plan(x, W, strides, pads)
+    Wt = np.ascontiguousarray(np.ascontiguousarray(W).reshape(-1, f).T)
+    rows = oh * ow
+    dW = np.zeros((kh * kw * c, f), dtype=W.dtype)
+    part = np.empty_like(dW)
+    dx = np.empty(x.shape, dtype=x.dtype) if input_gradient else None
+    pointwise = _is_pointwise(kh, kw, strides, pads)
+    dcols = None if pointwise or not input_gradient else np.empty_like(buffer)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        dz_block = dz[start * rows:stop * rows]
+        cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
+        dW += matmul(cols.T, dz_block, out=part)
+        if input_gradient:
+            if pointwise:
+                matmul(dz_block, Wt, out=dx[start:stop].reshape(-1, c))
+            else:
+                d = dcols[:stop - start]
+                matmul(dz_block, Wt, out=d.reshape(dz_block.shape[0], -1))
+                _col2im_kernel(d, strides[0], strides[1], pads[0], pads[2], dx[start:stop])
+    return dW.reshape(W.shape), dx
+
+
+# ------------------------------------------------------------------- activation and BatchNormalization
+
+
+@compiled()
+def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compiled
+    m, f = z.shape
+    sums[:] = 0.0
+    for r in range(m):
+        if squares:
+            for c in range(f):
+                v = z[r, c] - center[c]
+                sums[c] += v * v
+        else:
+            for c in range(f):
+                sums[c] += z[r, c]
+
+
+def _channel_sum(z: np.ndarray, center: np.ndarray, squares: bool) -> np.ndarray:
+    sums = np.empty(z.shape[1])
+    _channel_sums_kernel(z, center, squares, sums)
+    return sums
+
+
+def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and biased variance, float64: rows (M, F) -> two arrays (F,).
+
+    Two passes (the mean, then the mean squared deviation from it) with float64 sums: the
+    one-pass ``E[z²] - E[z]²`` loses every digit when the mean is large beside the spread.
+    """
+    m = z.shape[0]
+    mean = _channel_sum(z, np.zeros(z.shape[1]), False) / m
+    return mean, _channel_sum(z, mean, True) / m
+
+
+@compiled()
+def _affine_relu_kernel(z, center, scale, shift, relu, a):  # pragma: no cover - compiled
+    m, f = z.shape
+    for r in range(m):
+        if relu:
+            for c in range(f):
+                v = (z[r, c] - center[c]) * scale[c] + shift[c]
+                a[r, c] = v if v > 0 else 0.0
+        else:
+            for c in range(f):
+                a[r, c] = (z[r, c] - center[c]) * scale[c] + shift[c]
+
+
+def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                    activation: str | None, out: np.ndarray | None = None) -> np.ndarray:
+    """``act((z - center) * scale + shift)`` per column: rows (M, F), vectors (F,) -> (M, F).
+
+    ``out`` may be ``z`` itself. ``activation``: one of :data:`ACTIVATION_CODES`. ReLU is in the
+    same pass; tanh and sigmoid are NumPy's own functions, in place on the result (their SIMD
+    implementations are several times faster than a compiled loop calling ``tanh`` per value).
+    """
+    t = z.dtype.type
+    a = np.empty_like(z) if out is None else out
+    _affine_relu_kernel(z, center.astype(t), scale.astype(t), shift.astype(t), activation == "relu", a)
+    if activation == "tanh":
+        np.tanh(a, out=a)
+    elif activation == "sigmoid":
+        a[...] = ACTIVATIONS["sigmoid"][0](a)
+    return a
+
+
+@compiled()
+def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized, dy,
+                                     sums):  # pragma: no cover - compiled
+    # One row at a time: the activation's gradient into dy, then the row's share of the sums
+    # while it is in L1. Each inner loop has no branch, so it vectorizes.
+    m, f = da.shape
+    sums[:] = 0.0
+    for r in range(m):
+        if act == 1:
+            for c in range(f):
+                dy[r, c] = da[r, c] if a[r, c] > 0 else 0.0
+        elif act == 2:
+            for c in range(f):
+                dy[r, c] = da[r, c] * (1 - a[r, c] * a[r, c])
+        elif act == 3:
+            for c in range(f):
+                dy[r, c] = da[r, c] * a[r, c] * (1 - a[r, c])
+        else:
+            for c in range(f):
+                dy[r, c] = da[r, c]
+        if normalized:
+            for c in range(f):
+                sums[0, c] += dy[r, c]
+                sums[1, c] += dy[r, c] * ((z[r, c] - center[c]) * inv_std[c])
+        else:
+            for c in range(f):
+                sums[0, c] += dy[r, c]
+
+
+@compiled()
+def _norm_input_gradient_kernel(dy, z, center, inv_std, k, m, dbeta, dgamma,
+                                batch_statistics):  # pragma: no cover - compiled
+    rows, f = dy.shape
+    for r in range(rows):
+        if batch_statistics:
+            for c in range(f):
+                x_hat = (z[r, c] - center[c]) * inv_std[c]
+                dy[r, c] = k[c] * (m * dy[r, c] - dbeta[c] - x_hat * dgamma[c])
+        else:
+            for c in range(f):
+                dy[r, c] = dy[r, c] * k[c]
+
+
+def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | None,
+                             norm: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """From ``da`` = dL/da to ``dz``: the activation's backward, then BatchNormalization's if ``norm``.
+
+    da, a: rows (M, F) (``a`` the activation's output). ``norm = (z, center, inv_std, gamma,
+    batch_statistics)``: BatchNormalization's input is ``z - center + mean`` (the convolution's
+    rows ``z``), so ``x_hat = (z - center) * inv_std``, remade here rather than kept.
+    Returns ``(dz, dbeta, dgamma)``: ``dbeta`` the column sums of the activation's gradient
+    ``dy`` (the bias gradient when there is no ``norm``), ``dgamma = sum(dy * x_hat)`` (None
+    without ``norm``), and, as BatchNormalization's backward (``docs/backprop.md#batchnormalization``),
+    ``dz = gamma * inv_std / M * (M * dy - dbeta - x_hat * dgamma)`` with batch statistics,
+    ``dz = gamma * inv_std * dy`` with the moving ones.
+    """
+    t = da.dtype.type
+    dy = np.empty_like(da)
+    sums = np.empty((2, da.shape[1]))
+    code = ACTIVATION_CODES[activation]
+    if norm is None:
+        empty = np.zeros(da.shape[1], dtype=da.dtype)
+        _activation_backward_sums_kernel(da, a, da, empty, empty, code, False, dy, sums)
+        return dy, sums[0].astype(t), None
+    z, center, inv_std, gamma, batch_statistics = norm
+    _activation_backward_sums_kernel(da, a, z, center.astype(t), inv_std.astype(t), code, True, dy, sums)
+    sums = sums.astype(t)
+    dbeta, dgamma = sums[0], sums[1]
+    scale = gamma * inv_std.astype(t)
+    m = t(da.shape[0])
+    k = scale / m if batch_statistics else scale
+    _norm_input_gradient_kernel(dy, z, center.astype(t), inv_std.astype(t), k, m, dbeta, dgamma,
+                                batch_statistics)
+    return dy, dbeta, dgamma
+
+
+# --------------------------------------------------------------------------- average pooling
+
+
+@compiled(parallel=True)
+def _avgpool_forward_kernel(x, ph, pw, sh, sw, share, out):  # pragma: no cover - compiled
+    n, oh, ow, c = out.shape
+    for b in prange(n):
+        for i in range(oh):
+            for j in range(ow):
+                row = out[b, i, j]
+                row[:] = 0.0
+                for di in range(ph):
+                    for dj in range(pw):
+                        window = x[b, i * sh + di, j * sw + dj]
+                        for ch in range(c):
+                            row[ch] += window[ch]
+                for ch in range(c):
+                    row[ch] *= share[0]
+
+
+def avgpool_forward_numba(x: np.ndarray, pool_size: tuple, strides: tuple) -> np.ndarray:
+    """AveragePooling2D's forward in one pass: (N, H, W, C) -> (N, OH, OW, C), each window's values
+    summed in the layer's order (row by row) and scaled by ``1 / (PH * PW)``."""
+    (ph, pw), (sh, sw) = pool_size, strides
+    n, h, w, c = x.shape
+    out = np.empty((n, conv_output_size(h, ph, sh), conv_output_size(w, pw, sw), c), dtype=x.dtype)
+    share = np.array([1.0 / (ph * pw)], dtype=x.dtype)
+    _avgpool_forward_kernel(np.ascontiguousarray(x), ph, pw, sh, sw, share, out)
+    return out
+
+
+@compiled(parallel=True)
+def _avgpool_backward_kernel(dout, ph, pw, sh, sw, share, dx):  # pragma: no cover - compiled
+    n, oh, ow, c = dout.shape
+    for b in prange(n):
+        dx[b] = 0.0
+        for i in range(oh):
+            for j in range(ow):
+                for di in range(ph):
+                    for dj in range(pw):
+                        target = dx[b, i * sh + di, j * sw + dj]
+                        for ch in range(c):
+                            target[ch] += dout[b, i, j, ch] * share[0]
+
+
+def avgpool_backward_numba(dout: np.ndarray, x_shape: tuple, pool_size: tuple, strides: tuple) -> np.ndarray:
+    """AveragePooling2D's backward: every input gets ``1 / (PH * PW)`` of each of its windows' gradients."""
+    (ph, pw), (sh, sw) = pool_size, strides
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    share = np.array([1.0 / (ph * pw)], dtype=dout.dtype)
+    _avgpool_backward_kernel(np.ascontiguousarray(dout), ph, pw, sh, sw, share, dx)
+    return dx

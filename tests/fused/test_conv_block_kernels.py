@@ -1,0 +1,138 @@
+"""The kernels of the general fused step (:mod:`minicnn.fused.conv_block_kernels`) compute what the
+layers' reference passes compute."""
+
+import numba
+import numpy as np
+import pytest
+
+from minicnn import AveragePooling2D, Conv2D
+from minicnn.fused import conv_block_kernels as fast
+from minicnn.implementation import use
+from minicnn.kernels.im2col import col2im_reference, im2col_reference
+
+
+def conv_case(n, h, w, c, f, k, strides, padding, seed=0, dtype=np.float64):
+    conv = Conv2D(f, k, strides=strides, padding=padding)
+    conv.build((h, w, c))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    W = rng.standard_normal((*conv.kernel_size, c, f)).astype(dtype)
+    return x, W, conv.strides, conv.pads
+
+
+def by_definition(x, W, strides, pads, dz_rows):
+    """Conv2D's forward rows ``im2col(x) @ W`` and backward ``(dW, dx)``, with the reference kernels."""
+    kh, kw, c, f = W.shape
+    cols = im2col_reference(x, kh, kw, strides, pads)
+    rows = cols.reshape(-1, kh * kw * c)
+    dW = (rows.T @ dz_rows).reshape(W.shape)
+    dx = col2im_reference((dz_rows @ W.reshape(-1, f).T).reshape(cols.shape), x.shape, strides, pads)
+    return rows @ W.reshape(-1, f), dW, dx
+
+
+CONVOLUTIONS = [  # (N, H, W, C, F, kernel, strides, padding)
+    (3, 9, 8, 5, 4, 3, 1, "same"),
+    (2, 7, 7, 4, 3, 3, 1, "valid"),
+    (2, 8, 6, 2, 3, 3, 1, "same"),
+    (2, 9, 9, 3, 4, 5, 2, "same"),
+    (2, 10, 7, 3, 2, 7, (1, 2), "valid"),
+    (3, 5, 5, 6, 4, 1, 1, "valid"),  # pointwise: the input is its own im2col matrix
+    (2, 6, 6, 3, 2, 1, 2, "same"),
+    (3, 24, 24, 64, 2, 5, 1, "same"),  # images larger than a block: several blocks
+]
+
+
+@pytest.mark.parametrize("input_gradient", [True, False])
+@pytest.mark.parametrize("case", CONVOLUTIONS)
+def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient):
+    x, W, strides, pads = conv_case(*case)
+    rows = fast.conv_forward_blocked(x, W, strides, pads)
+    dz = np.random.default_rng(1).standard_normal(rows.shape)
+    expected, dW_expected, dx_expected = by_definition(x, W, strides, pads, dz)
+    np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-10)
+    dW, dx = fast.conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
+    np.testing.assert_allclose(dW, dW_expected, rtol=1e-10, atol=1e-10)
+    if input_gradient:
+        np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
+    else:
+        assert dx is None
+
+
+def test_large_images_take_several_blocks():
+    x, W, strides, pads = conv_case(*CONVOLUTIONS[-1])
+    kh, kw, c, _ = W.shape
+    oh, ow = fast.conv_output_shape(x.shape, W.shape, strides, pads)
+    assert fast.images_per_block(oh, ow, kh * kw * c, x.itemsize) < x.shape[0]
+
+
+@pytest.mark.parametrize("case", [CONVOLUTIONS[0], CONVOLUTIONS[3]])
+def test_the_convolution_backward_is_the_same_with_one_or_two_threads(case):
+    x, W, strides, pads = conv_case(*case[:-1], case[-1], seed=3, dtype=np.float32)
+    shape = fast.conv_forward_blocked(x, W, strides, pads).shape
+    dz = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            results.append((*fast.conv_backward_blocked(dz, x, W, strides, pads), *fast.channel_moments(dz)))
+    finally:
+        numba.set_num_threads(threads)
+    for result in results[1:]:
+        for a, b in zip(result, results[0], strict=True):
+            np.testing.assert_array_equal(a, b)  # fixed chunks: the same sums in the same order
+
+
+def test_channel_moments_keep_their_digits_when_the_mean_is_large():
+    """float32 values around 1000 with a spread of 0.01: the two-pass float64 variance is that of the
+    values; ``E[z²] - E[z]²`` in float32 would lose every digit."""
+    rng = np.random.default_rng(0)
+    z = (1000 + 0.01 * rng.standard_normal((5000, 3))).astype(np.float32)
+    mean, var = fast.channel_moments(z)
+    exact = z.astype(np.float64)
+    np.testing.assert_allclose(mean, exact.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(var, exact.var(axis=0), rtol=1e-9)
+
+
+@pytest.mark.parametrize("pool,strides", [((2, 2), None), ((3, 2), (1, 2)), ((2, 3), (2, 1))])
+def test_average_pooling_equals_the_layer(pool, strides):
+    layer = AveragePooling2D(pool, strides)
+    layer.build((7, 8, 3))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 8, 3)).astype(np.float32)
+    with use("reference"):
+        expected = layer.forward(x, training=True)
+        d = rng.standard_normal(expected.shape).astype(np.float32)
+        dx_expected = layer.backward(d)
+    out = fast.avgpool_forward_numba(x, layer.pool_size, layer.strides)
+    np.testing.assert_array_equal(out, expected)  # the same sums in the same order
+    dx = fast.avgpool_backward_numba(d, x.shape, layer.pool_size, layer.strides)
+    # overlapping windows add in another order
+    np.testing.assert_allclose(dx, dx_expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid"])
+def test_affine_activate_and_its_backward_equal_the_layers(activation):
+    """``act((z - center) * scale + shift)`` and, with BatchNormalization's statistics, the backward
+    ``dz``, ``dgamma``, ``dbeta`` as the activation's then BatchNormalization's formulas give them."""
+    from minicnn.activations import ACTIVATIONS
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((50, 4))
+    center, inv_std = rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    activate, activation_backward = ACTIVATIONS[activation]
+    x_hat = (z - center) * inv_std
+    a = fast.affine_activate(z, center, gamma * inv_std, beta, activation)
+    np.testing.assert_allclose(a, activate(x_hat * gamma + beta), rtol=1e-12, atol=1e-14)
+    da = rng.standard_normal(z.shape)
+    dy = activation_backward(da, a)
+    for batch_statistics in (True, False):
+        dz, dbeta, dgamma = fast.activation_norm_backward(da, a, activation,
+                                                          (z, center, inv_std, gamma, batch_statistics))
+        np.testing.assert_allclose(dbeta, dy.sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(dgamma, (dy * x_hat).sum(axis=0), rtol=1e-12)
+        m = z.shape[0]
+        expected = (gamma * inv_std / m * (m * dy - dbeta - x_hat * dgamma) if batch_statistics
+                    else dy * gamma * inv_std)
+        np.testing.assert_allclose(dz, expected, rtol=1e-10, atol=1e-12)
