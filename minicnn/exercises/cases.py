@@ -12,20 +12,20 @@ leaves this module alone) or written out from the formula.
 
 from __future__ import annotations
 
-import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
 
 from minicnn import gradcheck
 from minicnn.exercises import Case, Exercise
-from minicnn.exercises.solutions import L2, seed_model
+from minicnn.exercises.solutions import seed_model
 from minicnn.kernels import conv_output_size
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 from minicnn.kernels.maxpool import maxpool_forward_reference
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, MaxPooling2D, ReLU
 from minicnn.losses import softmax_cross_entropy
 from minicnn.optimizers import SGD, Adam, RMSprop
+from minicnn.regularizers import L2
 
 Rng = np.random.Generator
 WINDOW_COUNTS = "docs/backprop.md#window-counts-overlapping-windows-add-up"
@@ -1015,13 +1015,6 @@ def _named(**objects) -> callable:
     return lambda: objects
 
 
-def _regularizer_blocks() -> tuple[str, ...]:
-    """minicnn's own L2, once minicnn has one (``minicnn.regularizers``)."""
-    if importlib.util.find_spec("minicnn.regularizers") is None:
-        return ()
-    return ("minicnn.regularizers:L2.__call__", "minicnn.regularizers:L2.gradient")
-
-
 _COL2IM = (
     "minicnn.kernels.im2col:col2im_reference",
     "minicnn.kernels.im2col:col2im_numba",
@@ -1178,11 +1171,11 @@ EXERCISES: dict[str, Exercise] = {
         Exercise(
             "l2",
             "L2 regularisation: the penalty and its gradient, Keras' L2",
-            "the-training-step",
+            "l2-regularisation",
             ("MyL2",),
             _l2_cases,
             _named(MyL2=L2),
-            _regularizer_blocks(),
+            ("minicnn.regularizers:L2.__call__", "minicnn.regularizers:L2.gradient"),
             15,
         ),
     ]

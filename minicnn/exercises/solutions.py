@@ -1,34 +1,13 @@
-"""Reference solutions of exercises whose piece minicnn's own code does not provide as such.
+"""The reference solution of the capstone, whose piece minicnn's own code does not provide as such.
 
-:class:`L2` is the solution of the exercise ``l2``: Keras' ``L2`` regulariser, the penalty
-``l2 * sum(kernel**2)`` added to the loss and its gradient ``2 * l2 * kernel`` added to the
-kernel's gradient. Written here so the exercise stands on its own. :func:`seed_model` is the
-capstone's: the published MNIST CNN with its ReLUs as layers of their own, as the capstone builds it.
+:func:`seed_model` is the published MNIST CNN with its ReLUs as layers of their own, as the
+capstone builds it.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D, ReLU
 from minicnn.models import Sequential
-
-
-class L2:
-    """``L2(l2=0.01)``: ``L2(l2)(kernel) = l2 * sum(kernel**2)`` (a float),
-    ``gradient(kernel) = 2 * l2 * kernel``.
-
-    kernel: any shape, e.g. (D, U) for Dense or (KH, KW, C, F) for Conv2D; the gradient has its shape.
-    """
-
-    def __init__(self, l2: float = 0.01):
-        self.l2 = float(l2)
-
-    def __call__(self, kernel: np.ndarray) -> float:
-        return self.l2 * float(np.sum(kernel * kernel))
-
-    def gradient(self, kernel: np.ndarray) -> np.ndarray:
-        return 2 * self.l2 * kernel
 
 
 def seed_model(seed: int) -> Sequential:

@@ -1,6 +1,6 @@
 """Exercise "l2": L2 regularisation, the penalty and its gradient, as Keras' ``L2``.
 
-Read docs/backprop.md#the-training-step, write ``MyL2`` below, then grade it with
+Read docs/backprop.md#l2-regularisation, write ``MyL2`` below, then grade it with
 
     python -m minicnn.exercises grade l2 .
 
