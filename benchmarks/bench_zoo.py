@@ -108,13 +108,13 @@ ZOO: dict[str, dict] = {
             ("Conv2D", dict(filters=10, kernel_size=1, padding="valid")),
             ("GlobalAveragePooling2D", {}), ("Activation", dict(activation="softmax"))]},
     "typical": {
-        "about": "what users bring to Fashion-MNIST: conv-BN-ReLU-pool x2 with bias, dense, dropout",
+        "about": "what tutorials teach: Conv2D(relu)-BatchNormalization-MaxPool x2, dense, dropout",
         "input": (28, 28, 1), "train_images": 6400,
         "layers": [
             *[layer for filters in (32, 64) for layer in (
-                ("Conv2D", dict(filters=filters, kernel_size=3, padding="same")),
-                ("BatchNormalization", {}), ("ReLU", {}), ("MaxPooling2D", dict(pool_size=2)))],
-            ("Flatten", {}), ("Dense", dict(units=128, activation="relu")), ("Dropout", dict(rate=0.3)),
+                ("Conv2D", dict(filters=filters, kernel_size=3, activation="relu")),
+                ("BatchNormalization", {}), ("MaxPooling2D", dict(pool_size=2)))],
+            ("Flatten", {}), ("Dense", dict(units=64, activation="relu")), ("Dropout", dict(rate=0.5)),
             ("Dense", dict(units=10, activation="softmax"))]},
 }
 """Each model: its input shape (H, W, C), images per training epoch, and its layers as Keras calls."""

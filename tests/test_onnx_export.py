@@ -10,6 +10,7 @@ pytest.importorskip("onnx", reason="ONNX export needs the onnx extra: pip instal
 ort = pytest.importorskip("onnxruntime", reason="the exported models run in onnxruntime (the onnx extra)")
 
 import onnx  # noqa: E402
+from fused.zoo import ZOO  # noqa: E402  (tests/fused/zoo.py: benchmarks/bench_zoo.py's models)
 
 import minicnn  # noqa: E402
 from minicnn import (  # noqa: E402
@@ -69,6 +70,8 @@ EXAMPLE_MODELS = {"the-published-mnist-model": lambda: mnist_cnn(seed=0),
 
 
 def build(name):
+    if name.startswith("zoo-"):
+        return ZOO[name.removeprefix("zoo-")](0)
     return EXAMPLE_MODELS[name]() if name in EXAMPLE_MODELS else Sequential(MODELS[name]())
 
 
@@ -88,7 +91,7 @@ def run_onnx(path, x):
     return session.run(["output"], {"input": x})[0]
 
 
-@pytest.mark.parametrize("name", [*MODELS, *EXAMPLE_MODELS])
+@pytest.mark.parametrize("name", [*MODELS, *EXAMPLE_MODELS, *(f"zoo-{name}" for name in ZOO)])
 def test_the_exported_model_computes_what_predict_computes(name, implementation, tmp_path):
     model = randomized(build(name), seed=len(name))
     x = np.random.default_rng(0).normal(size=(5, *model.input_shape)).astype(np.float32)

@@ -28,12 +28,12 @@ def test_the_zoo_plans_into_fused_steps(name):
 
 
 def test_the_plan_reads_as_the_runs_it_fused():
-    steps = ZOO["cifar10_cnn"](0).steps()
+    steps = ZOO["cifar10"](0).steps()
     lines = fused.describe(steps).splitlines()
     assert lines[1].split() == ["ConvBlock", "conv2d_1", "+", "batch_normalization_1", "+", "re_lu_1", "+",
                                 "max_pooling2d", "+", "dropout"]
     assert lines[-1].split() == ["Dense", "dense", "(on", "its", "own)"]
-    seed_lines = fused.describe(ZOO["seed_model"](0).steps()).splitlines()
+    seed_lines = fused.describe(ZOO["seed"](0).steps()).splitlines()
     assert seed_lines[0].split()[0] == "ConvPoolBlock"  # the seed model keeps its Winograd/small-window step
 
 
