@@ -161,7 +161,7 @@ def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, poo
     for t in prange(dWt_parts.shape[0]):
         dWt = dWt_parts[t]
         dWt[:] = 0.0
-        start, stop = chunk_images(t, dWt_parts.shape[0], n_total)
+        start, stop = chunk_images(np.int64(t), dWt_parts.shape[0], n_total)
         for n in range(start, stop):
             if input_gradient:
                 dxp_rows[n] = 0.0

@@ -22,7 +22,8 @@ def fixed_chunks(n: int) -> int:
 @compiled()
 def chunk_images(part, chunks, n):  # pragma: no cover - compiled
     """``(start, stop)``: the images of chunk ``part`` when ``n`` images are cut into ``chunks``
-    runs of equal length (the last ones may be shorter or empty)."""
+    runs of equal length (the last ones may be shorter or empty). Callers pass ``np.int64(part)``:
+    Numba types a ``prange`` index uint64, and each integer type would compile a version."""
     per_chunk = (n + chunks - 1) // chunks
     return part * per_chunk, min(n, (part + 1) * per_chunk)
 

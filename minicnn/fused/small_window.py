@@ -241,7 +241,7 @@ def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, 
         dW = dW_parts[t]
         dW[:] = 0.0
         g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
-        start, stop = chunk_images(t, dW_parts.shape[0], n_total)
+        start, stop = chunk_images(np.int64(t), dW_parts.shape[0], n_total)
         for n in range(start, stop):
             planes = _phase_planes(x[n], step, top, left, hq, wq)
             _gradient_planes(d[n], argmax[n], wq, g)

@@ -136,7 +136,7 @@ def _winograd_pool_kernel(x, U, top, left, pooled, argmax):  # pragma: no cover 
         xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
         V = np.empty((16, ph * pw, c), dtype=x.dtype)
         M = np.empty((16, ph * pw, f_total), dtype=x.dtype)
-        _pad_image(x, n, top, left, xp)
+        _pad_image(x, np.int64(n), top, left, xp)  # int64 as in the backward kernel: one compiled version
         _input_transform(xp, ph, pw, V)
         for xi in range(16):
             np.dot(V[xi], U[xi], M[xi])
@@ -209,12 +209,16 @@ def _b(v0, v1, v2, v3):  # pragma: no cover - compiled
 
 
 @compiled()
-def _add_row(dd, i, c, row):  # pragma: no cover - compiled
-    """``dd[i, :, c] += row``: one row of a tile's 4x4 input gradient, channel ``c``."""
-    dd[i, 0, c] += row[0]
-    dd[i, 1, c] += row[1]
-    dd[i, 2, c] += row[2]
-    dd[i, 3, c] += row[3]
+def _add_row(tile_row, c, row):  # pragma: no cover - compiled
+    """``tile_row[:, c] += row``: one row (4, C) of a tile's 4x4 input gradient, channel ``c``.
+
+    Takes the row itself, not the tile and a row number: a constant row number would make
+    Numba compile one version per constant.
+    """
+    tile_row[0, c] += row[0]
+    tile_row[1, c] += row[1]
+    tile_row[2, c] += row[2]
+    tile_row[3, c] += row[3]
 
 
 @compiled()
@@ -227,16 +231,17 @@ def _input_gradient_transform(dV, ph, pw, dxp):  # pragma: no cover - compiled
     for t in range(ph * pw):
         r, s = 2 * (t // pw), 2 * (t % pw)
         dd = dxp[r:r + 4, s:s + 4]
+        dd0, dd1, dd2, dd3 = dd[0], dd[1], dd[2], dd[3]
         for c in range(dV.shape[2]):
             # B along the rows of dV (its 4 columns j), then B^T along the columns
             a0, a1, a2, a3 = _b(dV[0, t, c], dV[4, t, c], dV[8, t, c], dV[12, t, c])
             b0, b1, b2, b3 = _b(dV[1, t, c], dV[5, t, c], dV[9, t, c], dV[13, t, c])
             e0, e1, e2, e3 = _b(dV[2, t, c], dV[6, t, c], dV[10, t, c], dV[14, t, c])
             h0, h1, h2, h3 = _b(dV[3, t, c], dV[7, t, c], dV[11, t, c], dV[15, t, c])
-            _add_row(dd, 0, c, _b(a0, b0, e0, h0))
-            _add_row(dd, 1, c, _b(a1, b1, e1, h1))
-            _add_row(dd, 2, c, _b(a2, b2, e2, h2))
-            _add_row(dd, 3, c, _b(a3, b3, e3, h3))
+            _add_row(dd0, c, _b(a0, b0, e0, h0))
+            _add_row(dd1, c, _b(a1, b1, e1, h1))
+            _add_row(dd2, c, _b(a2, b2, e2, h2))
+            _add_row(dd3, c, _b(a3, b3, e3, h3))
 
 
 @compiled()
@@ -275,7 +280,7 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU
         dM = np.empty((16, ph * pw, f_total), dtype=x.dtype)
         dU_image = np.empty((16, c, f_total), dtype=x.dtype)
         dV = np.empty((16, ph * pw, c), dtype=x.dtype)
-        start, stop = chunk_images(part, dU_parts.shape[0], n_total)
+        start, stop = chunk_images(np.int64(part), dU_parts.shape[0], n_total)
         for n in range(start, stop):
             _pad_image(x, n, top, left, xp)
             _input_transform(xp, ph, pw, V)
