@@ -202,10 +202,10 @@ def test_values_says_where_too_many_numbers_come_from():
     assert "x[:1]" not in str(raised.value)
     with pytest.raises(ValueError, match=r"of 600 samples: use fewer samples, e\.g\. x\[:1\]"):
         trace.trace_step(small_model(), *data(n=600), values=True)
-    large_image = Sequential([Input((80, 80, 1)), Conv2D(2, 3, seed=0), GlobalAveragePooling2D(),
+    large_image = Sequential([Input((150, 150, 1)), Conv2D(2, 3, seed=0), GlobalAveragePooling2D(),
                               Dense(2, seed=1)])
     with pytest.raises(ValueError, match=r"of 1 sample: use a smaller image or model") as raised:
-        trace.trace_step(large_image, np.zeros((1, 80, 80, 1), np.float32), [0], values=True)
+        trace.trace_step(large_image, np.zeros((1, 150, 150, 1), np.float32), [0], values=True)
     assert "x[:1]" not in str(raised.value)
 
 
