@@ -77,8 +77,9 @@ def conv_forward_blocked(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tup
     """``xw = im2col(x) @ W``, the convolution without bias, a block of images at a time.
 
     x: (N, H, W, C), W: (KH, KW, C, F), ``strides = (rows, columns)``, ``pads = (top, bottom,
-    left, right)``. Returns rows (N*OH*OW, F): the products of :meth:`Conv2D.correlate`, row by row,
-    with the im2col matrix of one block (``BLOCK_BYTES``) in a buffer reused from block to block.
+    left, right)``. Returns rows (N*OH*OW, F): the products of
+    :meth:`minicnn.layers.conv2d.Conv2D.correlate`, row by row, with the im2col matrix of one block
+    (``BLOCK_BYTES``) in a buffer reused from block to block.
     """
     x = np.ascontiguousarray(x)
     n = x.shape[0]

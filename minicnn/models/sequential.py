@@ -161,7 +161,7 @@ class Sequential(Trainer):
     # ------------------------------------------------------------------ forward and backward
 
     def steps(self, input_gradient: bool = True) -> list[Step]:
-        """The steps that run the layers (:func:`minicnn.fused.plan`): each Conv2D with the
+        """The steps that run the layers (:func:`minicnn.fused.planner.plan`): each Conv2D with the
         BatchNormalization, activation, pooling and Dropout that follow it becomes one fused step, which
         on the reference path runs its layers one by one; every other layer is a step of its own. Every
         step keeps the layer contract. ``minicnn.fused.describe(model.steps())`` prints the plan."""
