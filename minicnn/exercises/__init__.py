@@ -138,8 +138,9 @@ class Grade:
             lines.append(f"All {self.score} checks pass: your {ex.name} is right. Score {self.score}/"
                          f"{self.max_score}.")
         elif self.results and all("NotImplementedError" in (failure or "") for _, failure in self.results):
-            lines.append(f"Not yet: the TODOs are still to write. Read {ex.docs}, write them, and grade "
-                         "again.")
+            lines.append(f"Not yet: the TODOs are still to write (every check met a NotImplementedError: "
+                         f"a TODO left, or a call to a method minicnn leaves to you, such as super()'s). "
+                         f"Read {ex.docs}, write them, and grade again.")
         else:
             lines.append(f"{self.score} of {self.max_score} checks pass. Read {ex.docs}, fix your code, "
                          f"and grade again.")
