@@ -37,12 +37,12 @@ html_title = "minicnn"
 html_favicon = "images/favicon.svg"
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 autosummary_generate = True
-# The exercises' stubs are files a student fills in (``python -m minicnn.exercises start``), not API:
-# autosummary leaves out a module it mocks.
-autosummary_mock_imports = ["minicnn.exercises.stubs", "onnx", "onnxruntime", "tensorboard", "PIL"]
 # The modules of the tensorboard and onnx extras import them at their top: the reference documents them
 # without those extras installed.
 autodoc_mock_imports = ["onnx", "onnxruntime", "tensorboard", "PIL"]
+# The exercises' stubs are files a student fills in (``python -m minicnn.exercises start``), not API:
+# autosummary leaves out a module it mocks. It imports the extras' modules too, so mocks their imports.
+autosummary_mock_imports = ["minicnn.exercises.stubs", *autodoc_mock_imports]
 
 # Markdown: $...$ and $$...$$ are mathematics; headings get GitHub's anchors, so that links such as
 # backprop.md#the-layer-contract work on GitHub and on the site alike.
