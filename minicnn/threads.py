@@ -187,6 +187,22 @@ def for_each_block(fn: Callable[[int], None], blocks: int) -> None:
             helper.result()
 
 
+IMAGE_RUNS = 16
+"""How many runs :func:`for_each_image` cuts a batch into: enough for 16 threads to share,
+few enough that each run is long beside the cost of handing it to a thread."""
+
+
+def for_each_image(fn: Callable[[int, int], None], n: int) -> None:
+    """``fn(start, stop)`` for consecutive runs of ``n`` images that together cover them, side by side
+    on minicnn's threads (:func:`for_each_block`). For work that treats each image on its own (a
+    compiled kernel, which runs without the GIL): the runs depend on ``n`` alone, so the result does
+    not depend on the number of threads."""
+    if n <= 0:
+        return
+    per_run = -(-n // min(n, IMAGE_RUNS))
+    for_each_block(lambda run: fn(run * per_run, min(n, (run + 1) * per_run)), -(-n // per_run))
+
+
 def _block_pool() -> ThreadPoolExecutor:
     """The threads that :func:`for_each_block` shares out blocks to, made once per process."""
     global _POOL

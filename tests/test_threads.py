@@ -53,6 +53,57 @@ def test_an_error_in_one_item_reaches_the_caller_and_no_further_item_starts():
     assert len(started) < 10
 
 
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 128])
+def test_for_each_image_covers_every_image_once_in_runs_that_depend_on_the_count_alone(n):
+    runs_by_threads = []
+    numba_threads = numba.get_num_threads()
+    try:
+        for count in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(count)
+            runs: list[tuple[int, int]] = []
+            threads.for_each_image(lambda start, stop, runs=runs: runs.append((start, stop)), n)
+            runs_by_threads.append(sorted(runs))
+    finally:
+        numba.set_num_threads(numba_threads)
+    for runs in runs_by_threads:
+        assert runs == runs_by_threads[0]
+        covered = [i for start, stop in runs for i in range(start, stop)]
+        assert covered == list(range(n))
+        assert len(runs) <= threads.IMAGE_RUNS
+
+
+@needs_two
+def test_compiled_kernels_release_the_gil_so_other_threads_run_meanwhile():
+    """for_each_block's threads run kernels side by side only if a kernel lets go of the GIL: while
+    one runs in this thread, a Python loop in another thread must keep counting at its usual pace.
+    (Holding the GIL, the kernel would let the loop run only between calls, in 5 ms slices.)"""
+    from minicnn.kernels.im2col import im2col_into
+
+    x = np.random.default_rng(0).random((24, 64, 64, 32), dtype=np.float32)
+    cols = np.empty((24, 64, 64, 3, 3, 32), dtype=np.float32)
+    im2col_into(x[:1], 3, 3, 1, 1, 1, 1, cols[:1])  # compiled before the count
+    count, stop = [0], threading.Event()
+
+    def counter():
+        while not stop.is_set():
+            count[0] += 1
+
+    def pace(work) -> float:
+        before, start = count[0], time.perf_counter()
+        work()
+        return (count[0] - before) / (time.perf_counter() - start)
+
+    thread = threading.Thread(target=counter)
+    thread.start()
+    try:
+        free = pace(lambda: time.sleep(0.1))
+        during_kernels = pace(lambda: [im2col_into(x, 3, 3, 1, 1, 1, 1, cols) for _ in range(3)])
+    finally:
+        stop.set()
+        thread.join()
+    assert during_kernels > 0.4 * free  # about 0.8 here without the GIL, 0.1 holding it
+
+
 def test_one_thread_is_a_plain_loop_in_the_callers_thread():
     caller = threading.get_ident()
     numba_threads = numba.get_num_threads()

@@ -6,7 +6,8 @@ equal to the layer pass it replaces. Images are (N, H, W, C); a convolution's ou
 handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
 
 - :func:`conv_forward_blocked` / :func:`conv_backward_blocked`: the convolution as im2col and
-  a BLAS product, a block of images at a time, so the im2col matrix never leaves the caches
+  a BLAS product, a block of images at a time, each thread on a block of its own, so the im2col
+  matrix never leaves the caches of the core that made it and the threads meet only at the end
   (the backward makes each block's matrix again instead of keeping the whole batch's).
 - :func:`channel_moments`: a channel's mean and (biased) variance, two passes, float64 sums.
 - :func:`affine_activate`: ``a = act((z - center) * scale + shift)`` in one pass: a bias and an
@@ -25,14 +26,16 @@ The pooling kernels run over images in parallel, as max-pooling's do.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from numba import prange
 
 from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import images_per_block
 from minicnn.kernels import compiled, conv_output_size
-from minicnn.kernels.im2col import _col2im_kernel, _im2col_kernel
-from minicnn.kernels.matmul import matmul
+from minicnn.kernels.im2col import col2im_into, im2col_into
+from minicnn.threads import for_each_block, one_blas_thread
 
 ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 """The activations the kernels compute, by the code they take: what a fused step can hold."""
@@ -53,7 +56,7 @@ def _columns(x: np.ndarray, kh: int, kw: int, strides: tuple, pads: tuple, oh: i
     if _is_pointwise(kh, kw, strides, pads):
         return x.reshape(n * oh * ow, c)
     cols = buffer[:n]
-    _im2col_kernel(x, kh, kw, strides[0], strides[1], pads[0], pads[2], cols)
+    im2col_into(x, kh, kw, strides[0], strides[1], pads[0], pads[2], cols)
     return cols.reshape(n * oh * ow, kh * kw * c)
 
 
@@ -64,13 +67,37 @@ def conv_output_shape(x_shape: tuple, W_shape: tuple, strides: tuple, pads: tupl
             conv_output_size(x_shape[2], W_shape[1], strides[1], left, right))
 
 
+class _Buffers:
+    """Scratch arrays of one shape, one for each thread using one at the same time, reused."""
+
+    def __init__(self, shape: tuple, dtype: np.dtype):
+        self.shape, self.dtype, self.free = shape, dtype, []
+
+    @contextlib.contextmanager
+    def take(self):
+        # list.pop and list.append are atomic under the GIL
+        buffer = self.free.pop() if self.free else np.empty(self.shape, dtype=self.dtype)
+        try:
+            yield buffer
+        finally:
+            self.free.append(buffer)
+
+
 def _block_plan(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple):
     kh, kw, c, f = W.shape
     oh, ow = conv_output_shape(x.shape, W.shape, strides, pads)
     block = min(x.shape[0], images_per_block(oh, ow, kh * kw * c, x.itemsize))
     pointwise = _is_pointwise(kh, kw, strides, pads)
-    buffer = np.empty((1,) if pointwise else (block, oh, ow, kh, kw, c), dtype=x.dtype)
-    return kh, kw, c, f, oh, ow, block, buffer
+    buffers = _Buffers((1,) if pointwise else (block, oh, ow, kh, kw, c), x.dtype)
+    return kh, kw, c, f, oh, ow, block, buffers
+
+
+def _each_block(fn, n: int, block: int) -> None:
+    """``fn(i, start, stop)`` for the blocks of ``block`` images, side by side on minicnn's threads,
+    each with one BLAS thread: the blocks depend on the shapes alone, so the results do not depend
+    on the number of threads."""
+    with one_blas_thread():
+        for_each_block(lambda i: fn(i, i * block, min(n, (i + 1) * block)), -(-n // block))
 
 
 def conv_forward_blocked(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:
@@ -78,19 +105,23 @@ def conv_forward_blocked(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tup
 
     x: (N, H, W, C), W: (KH, KW, C, F), ``strides = (rows, columns)``, ``pads = (top, bottom,
     left, right)``. Returns rows (N*OH*OW, F): the products of
-    :meth:`minicnn.layers.conv2d.Conv2D.correlate`, row by row, with the im2col matrix of one block
-    (``BLOCK_BYTES``) in a buffer reused from block to block.
+    :meth:`minicnn.layers.conv2d.Conv2D.correlate`, row by row. Each thread takes a block of
+    images (``BLOCK_BYTES`` of im2col rows) and makes its im2col matrix, in a buffer it reuses, and
+    its product, one BLAS thread each: the matrix stays in that core's caches.
     """
     x = np.ascontiguousarray(x)
     n = x.shape[0]
-    kh, kw, c, f, oh, ow, block, buffer = _block_plan(x, W, strides, pads)
+    kh, kw, c, f, oh, ow, block, buffers = _block_plan(x, W, strides, pads)
     Wm = np.ascontiguousarray(W).reshape(-1, f)
     xw = np.empty((n * oh * ow, f), dtype=x.dtype)
     rows = oh * ow
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
-        matmul(cols, Wm, out=xw[start * rows:stop * rows])
+
+    def one_block(_: int, start: int, stop: int) -> None:
+        with buffers.take() as buffer:
+            cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
+            np.matmul(cols, Wm, out=xw[start * rows:stop * rows])
+
+    _each_block(one_block, n, block)
     return xw
 
 
@@ -99,32 +130,41 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
     """``(dW, dx)`` of the convolution from ``dz`` = dL/dxw as rows (N*OH*OW, F).
 
     Conv2D's ``dW = cols.T @ dz`` and ``dx = col2im(dz @ W.T)``, a block of images at a
-    time: each block's im2col matrix is made again (cheaper than a trip through memory for
-    the whole batch's), its share of ``dW`` added in block order (blocks fixed by the shapes,
-    so the bits do not depend on the thread count). ``dx`` is None unless ``input_gradient``.
+    time, the blocks side by side on minicnn's threads: each block's im2col matrix is made again
+    (cheaper than a trip through memory for the whole batch's), its share of ``dW`` kept apart and
+    the shares added in block order at the end (blocks fixed by the shapes, so the bits do not
+    depend on the thread count). ``dx`` is None unless ``input_gradient``.
     """
     x = np.ascontiguousarray(x)
+    dz = np.ascontiguousarray(dz)
     n = x.shape[0]
-    kh, kw, c, f, oh, ow, block, buffer = _block_plan(x, W, strides, pads)
+    kh, kw, c, f, oh, ow, block, buffers = _block_plan(x, W, strides, pads)
     Wt = np.ascontiguousarray(np.ascontiguousarray(W).reshape(-1, f).T)
     rows = oh * ow
-    dW = np.zeros((kh * kw * c, f), dtype=W.dtype)
-    part = np.empty_like(dW)
+    shares = np.empty((-(-n // block), kh * kw * c, f), dtype=W.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if input_gradient else None
     pointwise = _is_pointwise(kh, kw, strides, pads)
-    dcols = None if pointwise or not input_gradient else np.empty_like(buffer)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
+    gradient_buffers = _Buffers(buffers.shape, x.dtype)
+
+    def one_block(i: int, start: int, stop: int) -> None:
         dz_block = dz[start * rows:stop * rows]
-        cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
-        dW += matmul(cols.T, dz_block, out=part)
-        if input_gradient:
-            if pointwise:
-                matmul(dz_block, Wt, out=dx[start:stop].reshape(-1, c))
-            else:
-                d = dcols[:stop - start]
-                matmul(dz_block, Wt, out=d.reshape(dz_block.shape[0], -1))
-                _col2im_kernel(d, strides[0], strides[1], pads[0], pads[2], dx[start:stop])
+        with buffers.take() as buffer:
+            cols = _columns(x[start:stop], kh, kw, strides, pads, oh, ow, buffer)
+            np.matmul(cols.T, dz_block, out=shares[i])
+        if not input_gradient:
+            return
+        if pointwise:
+            np.matmul(dz_block, Wt, out=dx[start:stop].reshape(-1, c))
+            return
+        with gradient_buffers.take() as buffer:
+            d = buffer[:stop - start]
+            np.matmul(dz_block, Wt, out=d.reshape(dz_block.shape[0], -1))
+            col2im_into(d, strides[0], strides[1], pads[0], pads[2], dx[start:stop])
+
+    _each_block(one_block, n, block)
+    dW = shares[0].copy()
+    for share in shares[1:]:
+        dW += share
     return dW.reshape(W.shape), dx
 
 

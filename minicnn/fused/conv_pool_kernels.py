@@ -17,7 +17,7 @@ from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_
 from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
 from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
-from minicnn.kernels.im2col import _im2col_kernel
+from minicnn.kernels.im2col import im2col_on_threads
 from minicnn.kernels.matmul import matmul
 from minicnn.kernels.maxpool import _maxpool_forward_kernel
 
@@ -145,7 +145,7 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
     for start in range(0, n, block):
         stop = min(n, start + block)
         b = stop - start  # the last block may be shorter
-        _im2col_kernel(x[start:stop], kh, kw, stride, stride, top, left, cols[:b])
+        im2col_on_threads(x[start:stop], kh, kw, stride, stride, top, left, cols[:b])
         matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
         _maxpool_forward_kernel(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
     return pooled, argmax

@@ -41,18 +41,20 @@ def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F],
     """Numba's ``njit`` as every minicnn kernel uses it.
 
     ``cache``: compiled once and cached on disk, wherever :mod:`minicnn._numba_cache`
-    found a writable folder; ``error_model="numpy"``: no Python-style zero-division
-    checks, which would stop loops from vectorizing (no kernel divides by anything that
-    can be 0). ``parallel=True`` for kernels with ``prange`` loops. ``reassociate=True``
-    lets LLVM reorder floating-point sums (fast-math ``reassoc`` only), so that a loop
-    summing into one value runs as several SIMD partial sums; the rounding then depends
-    on the vector width the machine's code uses, never on the thread count.
+    found a writable folder; ``nogil``: a kernel runs without Python's GIL, so minicnn's
+    threads (:func:`minicnn.threads.for_each_block`) run kernels side by side;
+    ``error_model="numpy"``: no Python-style zero-division checks, which would stop loops
+    from vectorizing (no kernel divides by anything that can be 0). ``parallel=True`` for
+    kernels with ``prange`` loops. ``reassociate=True`` lets LLVM reorder floating-point sums
+    (fast-math ``reassoc`` only), so that a loop summing into one value runs as several SIMD
+    partial sums; the rounding then depends on the vector width the machine's code uses, never
+    on the thread count.
     """
     from numba import njit
 
     from minicnn._numba_cache import CACHE
 
-    return njit(parallel=parallel, cache=CACHE, error_model="numpy",
+    return njit(parallel=parallel, cache=CACHE, nogil=True, error_model="numpy",
                 fastmath={"reassoc"} if reassociate else False)
 
 

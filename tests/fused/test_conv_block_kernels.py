@@ -65,8 +65,10 @@ def test_large_images_take_several_blocks():
     assert fast.images_per_block(oh, ow, kh * kw * c, x.itemsize) < x.shape[0]
 
 
-@pytest.mark.parametrize("case", [CONVOLUTIONS[0], CONVOLUTIONS[3]])
-def test_the_convolution_backward_is_the_same_with_one_or_two_threads(case):
+@pytest.mark.parametrize("case", [CONVOLUTIONS[0], CONVOLUTIONS[3], CONVOLUTIONS[-1]])
+def test_the_convolution_is_the_same_with_one_or_two_threads(case):
+    """Blocks of images fixed by the shapes, each block's share of dW added in block order: the same
+    bits however many threads share the blocks out (the last case has several blocks)."""
     x, W, strides, pads = conv_case(*case[:-1], case[-1], seed=3, dtype=np.float32)
     shape = fast.conv_forward_blocked(x, W, strides, pads).shape
     dz = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
@@ -75,7 +77,8 @@ def test_the_convolution_backward_is_the_same_with_one_or_two_threads(case):
     try:
         for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
             numba.set_num_threads(n)
-            results.append((*fast.conv_backward_blocked(dz, x, W, strides, pads), *fast.channel_moments(dz)))
+            results.append((fast.conv_forward_blocked(x, W, strides, pads),
+                            *fast.conv_backward_blocked(dz, x, W, strides, pads), *fast.channel_moments(dz)))
     finally:
         numba.set_num_threads(threads)
     for result in results[1:]:
