@@ -187,20 +187,29 @@ def for_each_block(fn: Callable[[int], None], blocks: int) -> None:
             helper.result()
 
 
-IMAGE_RUNS = 16
-"""How many runs :func:`for_each_image` cuts a batch into: enough for 16 threads to share,
+RUNS = 16
+"""How many runs :func:`for_each_run` cuts ``n`` items into: enough for 16 threads to share,
 few enough that each run is long beside the cost of handing it to a thread."""
 
 
-def for_each_image(fn: Callable[[int, int], None], n: int) -> None:
-    """``fn(start, stop)`` for consecutive runs of ``n`` images that together cover them, side by side
-    on minicnn's threads (:func:`for_each_block`). For work that treats each image on its own (a
-    compiled kernel, which runs without the GIL): the runs depend on ``n`` alone, so the result does
-    not depend on the number of threads."""
-    if n <= 0:
-        return
-    per_run = -(-n // min(n, IMAGE_RUNS))
-    for_each_block(lambda run: fn(run * per_run, min(n, (run + 1) * per_run)), -(-n // per_run))
+def for_each_run(fn: Callable[[int, int], None], n: int) -> None:
+    """``fn(start, stop)`` for consecutive runs of ``n`` items (images, rows) that together cover them,
+    side by side on minicnn's threads (:func:`for_each_block`). For work that treats each item on its
+    own, or keeps a partial result per run (a compiled kernel, which runs without the GIL): the runs
+    depend on ``n`` alone (:func:`runs`), so the result does not depend on the number of threads."""
+    per_run = run_length(n)
+    if n > 0:
+        for_each_block(lambda run: fn(run * per_run, min(n, (run + 1) * per_run)), -(-n // per_run))
+
+
+def run_length(n: int) -> int:
+    """Items per run of :func:`for_each_run` for ``n`` items (the last run may be shorter)."""
+    return -(-n // min(n, RUNS)) if n > 0 else 1
+
+
+def runs(n: int) -> int:
+    """How many runs :func:`for_each_run` cuts ``n`` items into (at most :data:`RUNS`)."""
+    return -(-n // run_length(n)) if n > 0 else 0
 
 
 def _block_pool() -> ThreadPoolExecutor:

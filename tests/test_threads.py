@@ -54,14 +54,14 @@ def test_an_error_in_one_item_reaches_the_caller_and_no_further_item_starts():
 
 
 @pytest.mark.parametrize("n", [1, 5, 16, 17, 128])
-def test_for_each_image_covers_every_image_once_in_runs_that_depend_on_the_count_alone(n):
+def test_for_each_run_covers_every_item_once_in_runs_that_depend_on_the_count_alone(n):
     runs_by_threads = []
     numba_threads = numba.get_num_threads()
     try:
         for count in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
             numba.set_num_threads(count)
             runs: list[tuple[int, int]] = []
-            threads.for_each_image(lambda start, stop, runs=runs: runs.append((start, stop)), n)
+            threads.for_each_run(lambda start, stop, runs=runs: runs.append((start, stop)), n)
             runs_by_threads.append(sorted(runs))
     finally:
         numba.set_num_threads(numba_threads)
@@ -69,7 +69,7 @@ def test_for_each_image_covers_every_image_once_in_runs_that_depend_on_the_count
         assert runs == runs_by_threads[0]
         covered = [i for start, stop in runs for i in range(start, stop)]
         assert covered == list(range(n))
-        assert len(runs) <= threads.IMAGE_RUNS
+        assert len(runs) == threads.runs(n) <= threads.RUNS
 
 
 @needs_two

@@ -17,11 +17,13 @@ handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
   in two passes (the channel sums, then ``dz``) instead of the layers' five.
 - :func:`avgpool_forward_numba` / :func:`avgpool_backward_numba`: AveragePooling2D in one pass.
 
-Sums over the rows of a batch are float64, row after row. The passes over the rows run on one
-thread, as the other elementwise passes (:mod:`minicnn.fused.conv_pool_kernels`): they are bound
-by memory, which one core already saturates, a parallel loop would end at a barrier that waits
-for a thread another process holds up, and they compile in a fraction of a parallel kernel's time.
-The pooling kernels run over images in parallel, as max-pooling's do.
+The passes over the rows cut them into a fixed number of runs (:func:`minicnn.threads.for_each_run`)
+that minicnn's threads take one after another, each run a compiled kernel without the GIL. Sums
+over the rows are float64, row after row within a run, and the runs' sums are added in run order:
+the runs depend on the shapes alone, so the bits do not depend on the number of threads. (Serial
+kernels on threads rather than ``prange``: a thread another process holds up delays only its own
+run, and a serial kernel compiles in a fraction of a parallel one's time.) The pooling kernels run
+over images in parallel, as max-pooling's do.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import images_per_block
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import col2im_into, im2col_into
-from minicnn.threads import for_each_block, one_blas_thread
+from minicnn.threads import for_each_block, for_each_run, one_blas_thread, run_length, runs
 
 ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 """The activations the kernels compute, by the code they take: what a fused step can hold."""
@@ -86,7 +88,8 @@ class _Buffers:
 def _block_plan(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple):
     kh, kw, c, f = W.shape
     oh, ow = conv_output_shape(x.shape, W.shape, strides, pads)
-    block = min(x.shape[0], images_per_block(oh, ow, kh * kw * c, x.itemsize))
+    # at most BLOCK_BYTES of im2col rows, and enough blocks for the threads to share
+    block = min(images_per_block(oh, ow, kh * kw * c, x.itemsize), run_length(x.shape[0]))
     pointwise = _is_pointwise(kh, kw, strides, pads)
     buffers = _Buffers((1,) if pointwise else (block, oh, ow, kh, kw, c), x.dtype)
     return kh, kw, c, f, oh, ow, block, buffers
@@ -185,10 +188,31 @@ def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compil
                 sums[c] += z[r, c]
 
 
+def _in_runs(m: int, f: int, parts: int = 1):
+    """``(parts_of_runs, each)``: an array (runs, parts, F) of float64 partial sums, one per run of
+    :func:`minicnn.threads.for_each_run` over ``m`` rows, and ``each(fn)``, which calls
+    ``fn(start, stop, partial)`` for every run side by side."""
+    partial = np.empty((runs(m), parts, f))
+    per_run = run_length(m)
+
+    def each(fn) -> None:
+        for_each_run(lambda start, stop: fn(start, stop, partial[start // per_run]), m)
+
+    return partial, each
+
+
+def _added_in_order(partial: np.ndarray) -> np.ndarray:
+    """The runs' partial sums (runs, parts, F) added in run order: the same bits on any thread count."""
+    total = partial[0].copy()
+    for part in partial[1:]:
+        total += part
+    return total
+
+
 def _channel_sum(z: np.ndarray, center: np.ndarray, squares: bool) -> np.ndarray:
-    sums = np.empty(z.shape[1])
-    _channel_sums_kernel(z, center, squares, sums)
-    return sums
+    partial, each = _in_runs(*z.shape)
+    each(lambda start, stop, sums: _channel_sums_kernel(z[start:stop], center, squares, sums[0]))
+    return _added_in_order(partial)[0]
 
 
 def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,11 +249,18 @@ def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift:
     """
     t = z.dtype.type
     a = np.empty_like(z) if out is None else out
-    _affine_relu_kernel(z, center.astype(t), scale.astype(t), shift.astype(t), activation == "relu", a)
-    if activation == "tanh":
-        np.tanh(a, out=a)
-    elif activation == "sigmoid":
-        a[...] = ACTIVATIONS["sigmoid"][0](a)
+    center, scale, shift = center.astype(t), scale.astype(t), shift.astype(t)
+    sigmoid = ACTIVATIONS["sigmoid"][0]
+
+    def one_run(start: int, stop: int) -> None:
+        rows = a[start:stop]
+        _affine_relu_kernel(z[start:stop], center, scale, shift, activation == "relu", rows)
+        if activation == "tanh":
+            np.tanh(rows, out=rows)
+        elif activation == "sigmoid":
+            rows[...] = sigmoid(rows)
+
+    for_each_run(one_run, z.shape[0])
     return a
 
 
@@ -291,21 +322,24 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
     """
     t = da.dtype.type
     dy = np.empty_like(da)
-    sums = np.empty((2, da.shape[1]))
     code = ACTIVATION_CODES[activation]
+    partial, each = _in_runs(*da.shape, parts=2)
     if norm is None:
         empty = np.zeros(da.shape[1], dtype=da.dtype)
-        _activation_backward_sums_kernel(da, a, da, empty, empty, code, False, dy, sums)
-        return dy, sums[0].astype(t), None
+        each(lambda start, stop, sums: _activation_backward_sums_kernel(
+            da[start:stop], a[start:stop], da[start:stop], empty, empty, code, False, dy[start:stop], sums))
+        return dy, _added_in_order(partial)[0].astype(t), None
     z, center, inv_std, gamma, batch_statistics = norm
-    _activation_backward_sums_kernel(da, a, z, center.astype(t), inv_std.astype(t), code, True, dy, sums)
-    sums = sums.astype(t)
+    center, inv_std = center.astype(t), inv_std.astype(t)
+    each(lambda start, stop, sums: _activation_backward_sums_kernel(
+        da[start:stop], a[start:stop], z[start:stop], center, inv_std, code, True, dy[start:stop], sums))
+    sums = _added_in_order(partial).astype(t)
     dbeta, dgamma = sums[0], sums[1]
-    scale = gamma * inv_std.astype(t)
+    scale = gamma * inv_std
     m = t(da.shape[0])
     k = scale / m if batch_statistics else scale
-    _norm_input_gradient_kernel(dy, z, center.astype(t), inv_std.astype(t), k, m, dbeta, dgamma,
-                                batch_statistics)
+    for_each_run(lambda start, stop: _norm_input_gradient_kernel(
+        dy[start:stop], z[start:stop], center, inv_std, k, m, dbeta, dgamma, batch_statistics), da.shape[0])
     return dy, dbeta, dgamma
 
 

@@ -8,7 +8,7 @@ compiled loops; ``im2col`` / ``col2im`` call one or the other by the active impl
 
 The Numba kernels (``@compiled``: cached on disk, no zero-division checks, without the GIL)
 loop over the images they are given on the calling thread; ``*_numba`` share a batch's images
-out to minicnn's threads in fixed runs (:func:`minicnn.threads.for_each_image`). Every image
+out to minicnn's threads in fixed runs (:func:`minicnn.threads.for_each_run`). Every image
 writes only its own slice of the output, so the threads never race.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.kernels import compiled, conv_output_size, pair, window_slice
-from minicnn.threads import for_each_image
+from minicnn.threads import for_each_run
 
 
 def strides_pair(stride: int | tuple[int, int]) -> tuple[int, int]:
@@ -55,21 +55,26 @@ def _im2col_kernel(x, kh, kw, sh, sw, top, left, cols):  # pragma: no cover - co
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
+                s0 = j * sw - left  # the window's first column
                 for di in range(kh):
                     r = i * sh + di - top
                     if r < 0 or r >= h:  # a window row in the padding
                         for dj in range(kw):
                             for ch in range(c):
                                 cols[b, i, j, di, dj, ch] = 0.0
-                        continue
-                    for dj in range(kw):
-                        s = j * sw + dj - left
-                        if 0 <= s < w:
+                    elif 0 <= s0 and s0 + kw <= w:  # a window row inside the image: no test per pixel
+                        for dj in range(kw):
                             for ch in range(c):
-                                cols[b, i, j, di, dj, ch] = x[b, r, s, ch]
-                        else:
-                            for ch in range(c):
-                                cols[b, i, j, di, dj, ch] = 0.0
+                                cols[b, i, j, di, dj, ch] = x[b, r, s0 + dj, ch]
+                    else:
+                        for dj in range(kw):
+                            s = s0 + dj
+                            if 0 <= s < w:
+                                for ch in range(c):
+                                    cols[b, i, j, di, dj, ch] = x[b, r, s, ch]
+                            else:
+                                for ch in range(c):
+                                    cols[b, i, j, di, dj, ch] = 0.0
 
 
 def im2col_into(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, top: int, left: int,
@@ -83,14 +88,14 @@ def im2col_into(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, top: int, lef
 def im2col_on_threads(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, top: int, left: int,
                       cols: np.ndarray) -> None:
     """:func:`im2col_into`, the images shared out to minicnn's threads in fixed runs
-    (:func:`minicnn.threads.for_each_image`)."""
-    for_each_image(lambda start, stop: im2col_into(x[start:stop], kh, kw, sh, sw, top, left,
+    (:func:`minicnn.threads.for_each_run`)."""
+    for_each_run(lambda start, stop: im2col_into(x[start:stop], kh, kw, sh, sw, top, left,
                                                    cols[start:stop]), x.shape[0])
 
 
 def im2col_numba(x: np.ndarray, kh: int, kw: int, stride: int | tuple[int, int], pads: tuple) -> np.ndarray:
     """Numba version of :func:`im2col_reference` (padding done inside the loop, no padded copy),
-    images shared out to minicnn's threads (:func:`minicnn.threads.for_each_image`)."""
+    images shared out to minicnn's threads (:func:`minicnn.threads.for_each_run`)."""
     top, bottom, left, right = pads
     sh, sw = strides_pair(stride)
     n, h, w, c = x.shape
@@ -151,11 +156,11 @@ def col2im_into(dcols: np.ndarray, sh: int, sw: int, top: int, left: int, dx: np
 
 def col2im_numba(dcols: np.ndarray, x_shape: tuple, stride: int | tuple[int, int], pads: tuple) -> np.ndarray:
     """Numba version of :func:`col2im_reference`: a per-sample scatter-add, never ``np.add.at``,
-    images shared out to minicnn's threads (:func:`minicnn.threads.for_each_image`)."""
+    images shared out to minicnn's threads (:func:`minicnn.threads.for_each_run`)."""
     sh, sw = strides_pair(stride)
     dcols = np.ascontiguousarray(dcols)
     dx = np.empty(x_shape, dtype=dcols.dtype)
-    for_each_image(lambda start, stop: col2im_into(dcols[start:stop], sh, sw, pads[0], pads[2],
+    for_each_run(lambda start, stop: col2im_into(dcols[start:stop], sh, sw, pads[0], pads[2],
                                                    dx[start:stop]), x_shape[0])
     return dx
 
