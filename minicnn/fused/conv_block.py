@@ -13,7 +13,7 @@ In the reference implementation the step is the layers' own passes in sequence. 
 implementation it computes the same function in fewer trips through memory
 (:mod:`minicnn.fused.conv_block_kernels`)::
 
-    z = im2col(x) @ W                         # a block of images at a time, in cache
+    z = im2col(x) @ W                         # by Winograd for 3x3 stride 1, else a block of images at a time
     mean, var = moments(z)                    # training with BatchNormalization: two passes
     a = act((z - center) * scale + shift)     # bias, BatchNormalization and activation in one pass
     out = pool(a) * mask
@@ -122,19 +122,19 @@ class ConvBlock(FusedStep):
         ones, zeros = np.ones(f, dtype=W.dtype), np.zeros(f, dtype=W.dtype)
         cache: dict = {"implementation": "fast", "x": x}
         if norm is None:
-            z = fast.conv_forward_blocked(x, W, conv.strides, conv.pads)
+            z = fast.conv_forward(x, W, conv.strides, conv.pads)
             a = y = fast.affine_activate(z, -bias, ones, zeros, self.activation, out=z)
         elif self.normalizes_before_activation and not training:
             kernel, folded_bias = self.folded_weights()
-            z = fast.conv_forward_blocked(x, kernel, conv.strides, conv.pads)
+            z = fast.conv_forward(x, kernel, conv.strides, conv.pads)
             a = y = fast.affine_activate(z, -folded_bias, ones, zeros, self.activation, out=z)
         elif self.normalizes_before_activation:
-            z = fast.conv_forward_blocked(x, W, conv.strides, conv.pads)
+            z = fast.conv_forward(x, W, conv.strides, conv.pads)
             center, inv_std = self._normalization_statistics(z, bias, cache)
             a = y = fast.affine_activate(z, center, norm.params["gamma"] * inv_std, norm.params["beta"],
                                          self.activation)
         else:  # the Conv2D's own activation, then BatchNormalization of its output
-            z = fast.conv_forward_blocked(x, W, conv.strides, conv.pads)
+            z = fast.conv_forward(x, W, conv.strides, conv.pads)
             a = fast.affine_activate(z, -bias, ones, zeros, self.activation, out=z)
             center, inv_std = self._normalization_statistics(a, zeros, cache if training else None)
             y = fast.affine_activate(a, center, norm.params["gamma"] * inv_std, norm.params["beta"], None)
@@ -214,7 +214,7 @@ class ConvBlock(FusedStep):
                 da, dbeta, dgamma = fast.activation_norm_backward(dy, dy, None, statistics)
                 dz, db, _ = fast.activation_norm_backward(da, a, self.activation)
             grads[f"{norm.name}/gamma"], grads[f"{norm.name}/beta"] = dgamma, dbeta
-        dW, dx = fast.conv_backward_blocked(dz, c["x"], conv.params["kernel"], conv.strides, conv.pads,
+        dW, dx = fast.conv_backward(dz, c["x"], conv.params["kernel"], conv.strides, conv.pads,
                                             self.input_gradient)
         grads[f"{conv.name}/kernel"] = dW
         if conv.use_bias:

@@ -5,6 +5,8 @@ a pooling layer, Dropout); ``tests/fused/test_conv_block_kernels.py`` proves eac
 equal to the layer pass it replaces. Images are (N, H, W, C); a convolution's output is
 handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
 
+- :func:`conv_forward` / :func:`conv_backward`: the convolution, by Winograd F(2x2, 3x3) for a 3x3
+  stride-1 kernel on 4 channels or more (:mod:`minicnn.fused.winograd`), else by the next two.
 - :func:`conv_forward_blocked` / :func:`conv_backward_blocked`: the convolution as im2col and
   a BLAS product, a block of images at a time, each thread on a block of its own, so the im2col
   matrix never leaves the caches of the core that made it and the threads meet only at the end
@@ -34,7 +36,8 @@ import numpy as np
 from numba import prange
 
 from minicnn.activations import ACTIVATIONS
-from minicnn.fused.conv_pool_kernels import images_per_block
+from minicnn.fused.conv_pool_kernels import SMALL_WINDOW, images_per_block
+from minicnn.fused.winograd import conv_backward_winograd, conv_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import col2im_into, im2col_into
 from minicnn.threads import for_each_block, for_each_run, one_blas_thread, run_length, runs
@@ -169,6 +172,32 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
     for share in shares[1:]:
         dW += share
     return dW.reshape(W.shape), dx
+
+
+def uses_winograd(W_shape: tuple, strides: tuple) -> bool:
+    """Whether :func:`conv_forward` runs the convolution by Winograd F(2x2, 3x3): a 3x3 kernel of stride 1
+    whose window is larger than ``SMALL_WINDOW`` values (4 channels or more). On fewer channels (a first
+    layer on RGB or grey images) the 16 products per image are too thin for BLAS, and im2col wins."""
+    kh, kw, c, _ = W_shape
+    return (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and kh * kw * c > SMALL_WINDOW
+
+
+def conv_forward(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:
+    """The convolution without bias as rows (N*OH*OW, F): by Winograd where :func:`uses_winograd`
+    (:func:`minicnn.fused.winograd.conv_forward_winograd`, 2.25x fewer multiplications), else
+    :func:`conv_forward_blocked`. Arguments as :func:`conv_forward_blocked`'s."""
+    if uses_winograd(W.shape, strides):
+        return conv_forward_winograd(x, W, pads)
+    return conv_forward_blocked(x, W, strides, pads)
+
+
+def conv_backward(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple,
+                  input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` of :func:`conv_forward`, by the same method. Arguments as
+    :func:`conv_backward_blocked`'s."""
+    if uses_winograd(W.shape, strides):
+        return conv_backward_winograd(dz, x, W, pads, input_gradient)
+    return conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
 
 
 # ------------------------------------------------------------------- activation and BatchNormalization
