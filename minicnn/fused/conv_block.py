@@ -13,7 +13,7 @@ In the reference implementation the step is the layers' own passes in sequence. 
 implementation it computes the same function in fewer trips through memory
 (:mod:`minicnn.fused.conv_block_kernels`)::
 
-    z = im2col(x) @ W                         # by Winograd for 3x3 stride 1, else a block of images at a time
+    z = im2col(x) @ W                         # Winograd, phase planes or im2col blocks, by shape
     mean, var = moments(z)                    # training with BatchNormalization: two passes
     a = act((z - center) * scale + shift)     # bias, BatchNormalization and activation in one pass
     out = pool(a) * mask

@@ -6,7 +6,8 @@ equal to the layer pass it replaces. Images are (N, H, W, C); a convolution's ou
 handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
 
 - :func:`conv_forward` / :func:`conv_backward`: the convolution, by Winograd F(2x2, 3x3) for a 3x3
-  stride-1 kernel on 4 channels or more (:mod:`minicnn.fused.winograd`), else by the next two.
+  stride-1 kernel on 4 channels or more (:mod:`minicnn.fused.winograd`), directly over phase planes
+  for a window of at most 32 values (:mod:`minicnn.fused.small_window`), else by the next two.
 - :func:`conv_forward_blocked` / :func:`conv_backward_blocked`: the convolution as im2col and
   a BLAS product, a block of images at a time, each thread on a block of its own, so the im2col
   matrix never leaves the caches of the core that made it and the threads meet only at the end
@@ -37,6 +38,8 @@ from numba import prange
 
 from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import SMALL_WINDOW, images_per_block
+from minicnn.fused.scheduling import one_image_at_a_time
+from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
 from minicnn.fused.winograd import conv_backward_winograd, conv_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import col2im_into, im2col_into
@@ -176,18 +179,48 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
 
 def uses_winograd(W_shape: tuple, strides: tuple) -> bool:
     """Whether :func:`conv_forward` runs the convolution by Winograd F(2x2, 3x3): a 3x3 kernel of stride 1
-    whose window is larger than ``SMALL_WINDOW`` values (4 channels or more). On fewer channels (a first
-    layer on RGB or grey images) the 16 products per image are too thin for BLAS, and im2col wins."""
+    whose window is larger than ``SMALL_WINDOW`` values (4 channels or more)."""
     kh, kw, c, _ = W_shape
     return (kh, kw) == (3, 3) and tuple(strides) == (1, 1) and kh * kw * c > SMALL_WINDOW
 
 
+def uses_small_window(W_shape: tuple, strides: tuple) -> bool:
+    """Whether :func:`conv_forward` runs the convolution directly over phase planes: a window of at most
+    ``SMALL_WINDOW`` values (a first layer on grey or RGB images: 3x3 or 5x5 on 1 channel, 3x3 on 3),
+    with the same stride down and across. For such thin products (K of 9 to 27) BLAS is far from its
+    rate and im2col's copy costs more than the product."""
+    kh, kw, c, _ = W_shape
+    return kh * kw * c <= SMALL_WINDOW and strides[0] == strides[1]
+
+
+@one_image_at_a_time
+def _conv_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple) -> np.ndarray:
+    # The small-window conv+pool kernel with 1x1 pools of stride 1: the convolution itself.
+    oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
+    out, _ = conv_pool_forward_small(np.ascontiguousarray(x), W, stride, pads, 1, 1, oh, ow)
+    return out.reshape(-1, W.shape[3])
+
+
+@one_image_at_a_time
+def _conv_backward_small(dz: np.ndarray, x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
+                         input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
+    d = np.ascontiguousarray(dz).reshape(x.shape[0], oh, ow, W.shape[3])
+    winners = np.zeros(d.shape, dtype=np.uint8)  # a 1x1 pool's only offset
+    return conv_pool_backward_small(d, winners, np.ascontiguousarray(x), W, stride, pads, 1, 1,
+                                    input_gradient)
+
+
 def conv_forward(x: np.ndarray, W: np.ndarray, strides: tuple, pads: tuple) -> np.ndarray:
-    """The convolution without bias as rows (N*OH*OW, F): by Winograd where :func:`uses_winograd`
-    (:func:`minicnn.fused.winograd.conv_forward_winograd`, 2.25x fewer multiplications), else
+    """The convolution without bias as rows (N*OH*OW, F), by the fastest of three methods for its shape:
+    Winograd where :func:`uses_winograd` (:func:`minicnn.fused.winograd.conv_forward_winograd`, 2.25x
+    fewer multiplications); phase planes where :func:`uses_small_window`
+    (:mod:`minicnn.fused.small_window`, the seed model's first layer without its pool); else
     :func:`conv_forward_blocked`. Arguments as :func:`conv_forward_blocked`'s."""
     if uses_winograd(W.shape, strides):
         return conv_forward_winograd(x, W, pads)
+    if uses_small_window(W.shape, strides):
+        return _conv_forward_small(x, W, strides[0], pads)
     return conv_forward_blocked(x, W, strides, pads)
 
 
@@ -197,6 +230,8 @@ def conv_backward(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides: tuple, 
     :func:`conv_backward_blocked`'s."""
     if uses_winograd(W.shape, strides):
         return conv_backward_winograd(dz, x, W, pads, input_gradient)
+    if uses_small_window(W.shape, strides):
+        return _conv_backward_small(dz, x, W, strides[0], pads, input_gradient)
     return conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
 
 

@@ -58,6 +58,57 @@ def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient)
         assert dx is None
 
 
+SMALL_WINDOWS = [  # (N, H, W, C, F, kernel, strides, padding): at most 32 values a window
+    (3, 9, 9, 1, 6, 5, 1, "same"),  # LeNet-5's first layer
+    (2, 8, 7, 3, 5, 3, 1, "same"),  # a first layer on RGB images
+    (2, 9, 9, 1, 4, 3, 2, "same"),  # stride 2, asymmetric padding
+    (2, 10, 10, 1, 32, 3, 1, "valid"),
+    (1, 6, 6, 2, 7, 2, 1, "same"),  # an even kernel
+]
+
+
+@pytest.mark.parametrize("input_gradient", [True, False])
+@pytest.mark.parametrize("case", CONVOLUTIONS + SMALL_WINDOWS)
+def test_the_convolution_by_each_method_equals_conv2d(case, input_gradient):
+    """conv_forward / conv_backward, whichever method they pick for the shape (Winograd, phase
+    planes, blocks of im2col rows)."""
+    x, W, strides, pads = conv_case(*case)
+    rows = fast.conv_forward(x, W, strides, pads)
+    dz = np.random.default_rng(1).standard_normal(rows.shape)
+    expected, dW_expected, dx_expected = by_definition(x, W, strides, pads, dz)
+    np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-10)
+    dW, dx = fast.conv_backward(dz, x, W, strides, pads, input_gradient)
+    np.testing.assert_allclose(dW, dW_expected, rtol=1e-10, atol=1e-10)
+    if input_gradient:
+        np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
+    else:
+        assert dx is None
+
+
+@pytest.mark.parametrize("kernel,strides,channels,expected", [
+    (3, (1, 1), 4, "winograd"),  # 36-value windows, 3x3 stride 1
+    (3, (1, 1), 3, "small"),  # an RGB first layer: 27 values
+    (5, (1, 1), 1, "small"),  # LeNet-5's first layer: 25 values
+    (3, (2, 2), 1, "small"),
+    (3, (1, 2), 1, "blocked"),  # a different stride down and across
+    (3, (2, 2), 8, "blocked"),  # stride 2
+    (5, (1, 1), 8, "blocked"),  # 5x5 on 8 channels
+    (1, (1, 1), 64, "blocked"),  # pointwise
+])
+def test_each_shape_goes_to_its_method(monkeypatch, kernel, strides, channels, expected):
+    calls = []
+    for name, forward, backward in [("winograd", "conv_forward_winograd", "conv_backward_winograd"),
+                                    ("small", "_conv_forward_small", "_conv_backward_small"),
+                                    ("blocked", "conv_forward_blocked", "conv_backward_blocked")]:
+        monkeypatch.setattr(fast, forward, lambda *a, name=name: calls.append(name))
+        monkeypatch.setattr(fast, backward, lambda *a, name=name: calls.append(name))
+    W = np.zeros((kernel, kernel, channels, 2))
+    x = np.zeros((1, 9, 9, channels))
+    fast.conv_forward(x, W, strides, (0, 0, 0, 0))
+    fast.conv_backward(np.zeros((1, 2)), x, W, strides, (0, 0, 0, 0))
+    assert calls == [expected, expected]
+
+
 def test_large_images_take_several_blocks():
     x, W, strides, pads = conv_case(*CONVOLUTIONS[-1])
     kh, kw, c, _ = W.shape

@@ -1,5 +1,5 @@
 """Winograd F(2x2, 3x3) without pooling (:func:`conv_forward_winograd`, :func:`conv_backward_winograd`)
-computes what Conv2D's forward and backward compute, and ConvBlock takes it where it should."""
+computes what Conv2D's forward and backward compute."""
 
 import numba
 import numpy as np
@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minicnn.fused import conv_block_kernels as fast
 from minicnn.fused import winograd
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
 
@@ -100,23 +99,3 @@ def test_other_kernels_are_refused():
         winograd.conv_forward_winograd(x, np.zeros((5, 5, 2, 4)), (2, 2, 2, 2))
     with pytest.raises(ValueError, match=r"W must be \(3, 3, C, F\)"):
         winograd.conv_backward_winograd(np.zeros((36, 4)), x, np.zeros((1, 1, 2, 4)), (0, 0, 0, 0))
-
-
-@pytest.mark.parametrize("kernel,strides,channels,expected", [
-    (3, (1, 1), 4, "winograd"),  # 36-value windows, 3x3 stride 1
-    (3, (1, 1), 3, "blocked"),  # an RGB first layer: 27 values, too thin for the 16 products
-    (3, (2, 2), 8, "blocked"),  # stride 2
-    (3, (1, 2), 8, "blocked"),
-    (5, (1, 1), 8, "blocked"),  # 5x5
-    (1, (1, 1), 64, "blocked"),  # pointwise
-])
-def test_conv_block_routes_3x3_stride_1_on_4_channels_or_more_to_winograd(
-        monkeypatch, kernel, strides, channels, expected):
-    calls = []
-    for name in ("winograd", "blocked"):
-        monkeypatch.setattr(fast, f"conv_forward_{name}", lambda *a, name=name: calls.append(name))
-        monkeypatch.setattr(fast, f"conv_backward_{name}", lambda *a, name=name: calls.append(name))
-    W = np.zeros((kernel, kernel, channels, 2))
-    fast.conv_forward(np.zeros((1, 9, 9, channels)), W, strides, (0, 0, 0, 0))
-    fast.conv_backward(np.zeros((1, 2)), np.zeros((1, 9, 9, channels)), W, strides, (0, 0, 0, 0))
-    assert calls == [expected, expected]
