@@ -52,6 +52,10 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 """The filter transform of F(2x2, 3x3): ``U = G g G^T`` is 4x4 for a 3x3 filter ``g``."""
 
 
+NO_WINNERS = np.zeros((1, 1, 1, 1), dtype=np.uint8)
+"""The kernels' ``argmax`` argument when they do not pool (unused; one array type, one compiled version)."""
+
+
 def transform_filters(W: np.ndarray) -> np.ndarray:
     """``U[xi] = (G g G^T)[xi]`` for every channel and filter: (3, 3, C, F) -> (16, C, F), in W's dtype."""
     U = np.einsum("ik,klcf,jl->ijcf", G, W, G)
@@ -112,19 +116,26 @@ def _input_transform(xp, ph, pw, V):  # pragma: no cover - compiled
 
 
 @compiled()
+def _tile_outputs(M, t, f):  # pragma: no cover - compiled
+    """Tile ``t``'s 2x2 outputs ``A^T M A`` for filter ``f``, M (16, T, F): ``(y00, y01, y10, y11)``."""
+    # A^T along the rows of the tile, for each of its 4 columns, then A along the columns
+    p0, p1 = _at(M[0, t, f], M[4, t, f], M[8, t, f], M[12, t, f])
+    q0, q1 = _at(M[1, t, f], M[5, t, f], M[9, t, f], M[13, t, f])
+    r0, r1 = _at(M[2, t, f], M[6, t, f], M[10, t, f], M[14, t, f])
+    s0, s1 = _at(M[3, t, f], M[7, t, f], M[11, t, f], M[15, t, f])
+    y00, y01 = _at(p0, q0, r0, s0)
+    y10, y11 = _at(p1, q1, r1, s1)
+    return y00, y01, y10, y11
+
+
+@compiled()
 def _output_transform_pool(M, out, argmax):  # pragma: no cover - compiled
     """Max and argmax of each tile's 2x2 outputs ``A^T M A``: M (16, T, F) -> out, argmax (PH, PW, F)."""
     ph, pw, f_total = out.shape
     for t in range(ph * pw):
         ti, tj = t // pw, t % pw
         for f in range(f_total):
-            # A^T along the rows of the tile, for each of its 4 columns, then A along the columns
-            p0, p1 = _at(M[0, t, f], M[4, t, f], M[8, t, f], M[12, t, f])
-            q0, q1 = _at(M[1, t, f], M[5, t, f], M[9, t, f], M[13, t, f])
-            r0, r1 = _at(M[2, t, f], M[6, t, f], M[10, t, f], M[14, t, f])
-            s0, s1 = _at(M[3, t, f], M[7, t, f], M[11, t, f], M[15, t, f])
-            y00, y01 = _at(p0, q0, r0, s0)
-            y10, y11 = _at(p1, q1, r1, s1)
+            y00, y01, y10, y11 = _tile_outputs(M, t, f)
             best, k = y00, 0  # strict comparisons: the first maximum wins, as in max-pooling
             if y01 > best:
                 best, k = y01, 1
@@ -136,24 +147,54 @@ def _output_transform_pool(M, out, argmax):  # pragma: no cover - compiled
             argmax[ti, tj, f] = k
 
 
+def tile_grid(oh: int, ow: int) -> tuple[int, int]:
+    """Tiles down and across that cover an (OH, OW) output: 2x2 outputs each, the last row or column
+    of tiles overhanging an odd output by one (outputs computed and dropped)."""
+    return -(-oh // 2), -(-ow // 2)
+
+
+@compiled()
+def _output_transform(M, th, tw, y):  # pragma: no cover - compiled
+    """Each tile's 2x2 outputs ``A^T M A``: M (16, T, F) -> y (OH, OW, F) of one image, T = TH*TW;
+    the outputs of a tile that overhangs the last row or column are dropped."""
+    oh, ow, f_total = y.shape
+    for t in range(th * tw):
+        r, s = 2 * (t // tw), 2 * (t % tw)
+        below, right = r + 1 < oh, s + 1 < ow
+        for f in range(f_total):
+            y00, y01, y10, y11 = _tile_outputs(M, t, f)
+            y[r, s, f] = y00
+            if right:
+                y[r, s + 1, f] = y01
+            if below:
+                y[r + 1, s, f] = y10
+                if right:
+                    y[r + 1, s + 1, f] = y11
+
+
 @compiled(parallel=True)
-def _winograd_pool_kernel(x, U, top, left, pooled, argmax):  # pragma: no cover - compiled
-    # U (16, C, F). The 16 products of one image, (PH*PW, C) @ (C, F) each, are BLAS calls (np.dot in
-    # Numba calls SciPy's BLAS); products this small run on the calling thread, so each image stays
-    # on one thread and the threads never wait for each other inside an image.
-    n_total, ph, pw, f_total = pooled.shape
+def _winograd_kernel(x, U, top, left, th, tw, pooled, out, argmax):  # pragma: no cover - compiled
+    # U (16, C, F); TH x TW tiles an image. The 16 products of one image, (TH*TW, C) @ (C, F) each,
+    # are BLAS calls (np.dot in Numba calls SciPy's BLAS); products this small run on the calling
+    # thread, so each image stays on one thread and the threads never wait for each other inside an
+    # image. ``pooled``: each tile is a 2x2 pool window, out and argmax (N, TH, TW, F); else every
+    # output is written, out (N, OH, OW, F) (argmax unused).
+    n_total, f_total = out.shape[0], out.shape[3]
     c = U.shape[1]
-    tiles = ph * pw
+    tiles = th * tw
     rows = _plane_rows(tiles)
     for n in prange(n_total):
-        xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
+        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
         V = np.empty((16, rows, c), dtype=x.dtype)
         M = np.empty((16, rows, f_total), dtype=x.dtype)
         _pad_image(x, np.int64(n), top, left, xp)  # int64 as in the backward kernel: one compiled version
-        _input_transform(xp, ph, pw, V)
+        _input_transform(xp, th, tw, V)
         for xi in range(16):
             np.dot(V[xi, :tiles], U[xi], M[xi, :tiles])
-        _output_transform_pool(M, pooled[n], argmax[n])
+        if pooled:
+            _output_transform_pool(M, out[n], argmax[n])
+        else:
+            _output_transform(M, th, tw, out[n])
 
 
 @one_image_at_a_time
@@ -182,8 +223,33 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     argmax = np.empty(pooled.shape, dtype=np.uint8)
     U = transform_filters(W.astype(x.dtype, copy=False))
     with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
-        _winograd_pool_kernel(np.ascontiguousarray(x), U, top, left, pooled, argmax)
+        _winograd_kernel(np.ascontiguousarray(x), U, top, left, ph, pw, True, pooled, argmax)
     return pooled, argmax
+
+
+def _check_3x3(name: str, W: np.ndarray) -> None:
+    if W.shape[:2] != (3, 3):
+        raise ValueError(f"{name}: W must be (3, 3, C, F); got {W.shape}")
+
+
+@one_image_at_a_time
+def conv_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple) -> np.ndarray:
+    """``im2col(x) @ W`` for a 3x3 stride-1 convolution, by Winograd: rows (N*OH*OW, F).
+
+    The contract of :func:`minicnn.fused.conv_block_kernels.conv_forward_blocked` with strides
+    ``(1, 1)``: x (N, H, W, C), W (3, 3, C, F), ``pads = (top, bottom, left, right)``. One image at
+    a time per thread: input transform, the 16 products (BLAS), output transform, in buffers that
+    stay in the core's L2; a tile overhanging an odd output reads zeros and its extra outputs are dropped.
+    """
+    _check_3x3("conv_forward_winograd", W)
+    top, bottom, left, right = pads
+    n, h, w, _ = x.shape
+    oh, ow = conv_output_size(h, 3, 1, top, bottom), conv_output_size(w, 3, 1, left, right)
+    y = np.empty((n, oh, ow, W.shape[3]), dtype=x.dtype)
+    U = transform_filters(W.astype(x.dtype, copy=False))
+    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
+        _winograd_kernel(np.ascontiguousarray(x), U, top, left, *tile_grid(oh, ow), False, y, NO_WINNERS)
+    return y.reshape(n * oh * ow, -1)
 
 
 # --------------------------------------------------------------------------- backward
@@ -278,19 +344,46 @@ def _add_into(total, part):  # pragma: no cover - compiled
                 total[i, j, k] += part[i, j, k]
 
 
+@compiled()
+def _output_gradient_transform_dense(dy, th, tw, dM):  # pragma: no cover - compiled
+    """``dM[xi, t, f] = (A dY A^T)[xi]`` for the 2x2 gradient ``dY`` of each tile ``t`` of one image,
+    0 past the output where a tile overhangs it: dy (OH, OW, F) -> dM (16, T, F)."""
+    oh, ow, f_total = dy.shape
+    for t in range(th * tw):
+        r, s = 2 * (t // tw), 2 * (t % tw)
+        below, right = r + 1 < oh, s + 1 < ow
+        for f in range(f_total):
+            a = dy[r, s, f]
+            b = dy[r, s + 1, f] if right else 0.0
+            c = dy[r + 1, s, f] if below else 0.0
+            d = dy[r + 1, s + 1, f] if below and right else 0.0
+            # A along the rows of dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each
+            # row (u, v) times A^T along the columns: (u, u + v, u - v, -v)
+            u, v = a, b
+            dM[0, t, f], dM[1, t, f], dM[2, t, f], dM[3, t, f] = u, u + v, u - v, -v
+            u, v = a + c, b + d
+            dM[4, t, f], dM[5, t, f], dM[6, t, f], dM[7, t, f] = u, u + v, u - v, -v
+            u, v = a - c, b - d
+            dM[8, t, f], dM[9, t, f], dM[10, t, f], dM[11, t, f] = u, u + v, u - v, -v
+            u, v = -c, -d
+            dM[12, t, f], dM[13, t, f], dM[14, t, f], dM[15, t, f] = u, u + v, u - v, -v
+
+
 @compiled(parallel=True)
-def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU_parts, dx,
-                                   input_gradient):  # pragma: no cover - compiled
-    # Ut (16, F, C) = U transposed. A fixed number of chunks of images, each with its own
-    # partial dU (16, C, F) summed in image order, so the result does not depend on the threads.
-    n_total, ph, pw, f_total = d.shape
+def _winograd_backward_kernel(grad, argmax, dm_of_winner, pooled, x, Ut, top, left, th, tw, dU_parts, dx,
+                              input_gradient):  # pragma: no cover - compiled
+    # Ut (16, F, C) = U transposed. ``pooled``: grad and argmax (N, TH, TW, F), the gradient of each
+    # window's winner; else grad (N, OH, OW, F), every output's. A fixed number of chunks of images,
+    # each with its own partial dU (16, C, F) summed in image order, so the result does not depend on
+    # the threads.
+    n_total, f_total = grad.shape[0], grad.shape[3]
     c = Ut.shape[2]
-    tiles = ph * pw
+    tiles = th * tw
     rows = _plane_rows(tiles)
     for part in prange(dU_parts.shape[0]):
         dU = dU_parts[part]
         dU[:] = 0.0
-        xp = np.empty((2 * ph + 2, 2 * pw + 2, c), dtype=x.dtype)
+        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
         V = np.empty((16, rows, c), dtype=x.dtype)
         dM = np.empty((16, rows, f_total), dtype=x.dtype)
         dU_image = np.empty((16, c, f_total), dtype=x.dtype)
@@ -298,15 +391,18 @@ def _winograd_pool_backward_kernel(d, argmax, x, Ut, dm_of_winner, top, left, dU
         start, stop = chunk_images(np.int64(part), dU_parts.shape[0], n_total)
         for n in range(start, stop):
             _pad_image(x, n, top, left, xp)
-            _input_transform(xp, ph, pw, V)
-            _output_gradient_transform(d[n], argmax[n], dm_of_winner, dM)
+            _input_transform(xp, th, tw, V)
+            if pooled:
+                _output_gradient_transform(grad[n], argmax[n], dm_of_winner, dM)
+            else:
+                _output_gradient_transform_dense(grad[n], th, tw, dM)
             for xi in range(16):
                 np.dot(V[xi, :tiles].T, dM[xi, :tiles], dU_image[xi])
             _add_into(dU, dU_image)
             if input_gradient:
                 for xi in range(16):
                     np.dot(dM[xi, :tiles], Ut[xi], dV[xi, :tiles])
-                _input_gradient_transform(dV, ph, pw, xp)  # xp is free again: reuse it for dxp
+                _input_gradient_transform(dV, th, tw, xp)  # xp is free again: reuse it for dxp
                 _crop_image(xp, top, left, dx, n)
 
 
@@ -340,144 +436,12 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
     with one_blas_thread():
-        _winograd_pool_backward_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x), Ut,
-                                       DM_OF_WINNER.astype(x.dtype), top, left, dU_parts, dx, input_gradient)
+        _winograd_backward_kernel(np.ascontiguousarray(d), argmax, DM_OF_WINNER.astype(x.dtype), True,
+                                  np.ascontiguousarray(x), Ut, top, left, d.shape[1], d.shape[2], dU_parts,
+                                  dx, input_gradient)
     dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
     dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
     return dW, (dx if input_gradient else None)
-
-
-# --------------------------------------------------------------------------- without pooling
-
-
-def tile_grid(oh: int, ow: int) -> tuple[int, int]:
-    """Tiles down and across that cover an (OH, OW) output: 2x2 outputs each, the last row or column
-    of tiles overhanging an odd output by one (outputs computed and dropped)."""
-    return -(-oh // 2), -(-ow // 2)
-
-
-@compiled()
-def _output_transform(M, th, tw, y):  # pragma: no cover - compiled
-    """Each tile's 2x2 outputs ``A^T M A``: M (16, T, F) -> y (OH, OW, F) of one image, T = TH*TW;
-    the outputs of a tile that overhangs the last row or column are dropped."""
-    oh, ow, f_total = y.shape
-    for t in range(th * tw):
-        r, s = 2 * (t // tw), 2 * (t % tw)
-        below, right = r + 1 < oh, s + 1 < ow
-        for f in range(f_total):
-            # A^T along the rows of the tile, for each of its 4 columns, then A along the columns
-            p0, p1 = _at(M[0, t, f], M[4, t, f], M[8, t, f], M[12, t, f])
-            q0, q1 = _at(M[1, t, f], M[5, t, f], M[9, t, f], M[13, t, f])
-            u0, u1 = _at(M[2, t, f], M[6, t, f], M[10, t, f], M[14, t, f])
-            v0, v1 = _at(M[3, t, f], M[7, t, f], M[11, t, f], M[15, t, f])
-            y00, y01 = _at(p0, q0, u0, v0)
-            y10, y11 = _at(p1, q1, u1, v1)
-            y[r, s, f] = y00
-            if right:
-                y[r, s + 1, f] = y01
-            if below:
-                y[r + 1, s, f] = y10
-                if right:
-                    y[r + 1, s + 1, f] = y11
-
-
-@compiled(parallel=True)
-def _winograd_kernel(x, U, top, left, th, tw, y):  # pragma: no cover - compiled
-    # As _winograd_pool_kernel, with every output tile written out instead of pooled.
-    n_total, oh, ow, f_total = y.shape
-    c = U.shape[1]
-    tiles = th * tw
-    rows = _plane_rows(tiles)
-    for n in prange(n_total):
-        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-        V = np.empty((16, rows, c), dtype=x.dtype)
-        M = np.empty((16, rows, f_total), dtype=x.dtype)
-        _pad_image(x, np.int64(n), top, left, xp)
-        _input_transform(xp, th, tw, V)
-        for xi in range(16):
-            np.dot(V[xi, :tiles], U[xi], M[xi, :tiles])
-        _output_transform(M, th, tw, y[n])
-
-
-def _check_3x3(name: str, W: np.ndarray) -> None:
-    if W.shape[:2] != (3, 3):
-        raise ValueError(f"{name}: W must be (3, 3, C, F); got {W.shape}")
-
-
-@one_image_at_a_time
-def conv_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple) -> np.ndarray:
-    """``im2col(x) @ W`` for a 3x3 stride-1 convolution, by Winograd: rows (N*OH*OW, F).
-
-    The contract of :func:`minicnn.fused.conv_block_kernels.conv_forward_blocked` with strides
-    ``(1, 1)``: x (N, H, W, C), W (3, 3, C, F), ``pads = (top, bottom, left, right)``. One image at
-    a time per thread: input transform, the 16 products (BLAS), output transform, in buffers that
-    stay in the core's L2; a tile overhanging an odd output reads zeros and its extra outputs are dropped.
-    """
-    _check_3x3("conv_forward_winograd", W)
-    top, bottom, left, right = pads
-    n, h, w, _ = x.shape
-    oh, ow = conv_output_size(h, 3, 1, top, bottom), conv_output_size(w, 3, 1, left, right)
-    y = np.empty((n, oh, ow, W.shape[3]), dtype=x.dtype)
-    U = transform_filters(W.astype(x.dtype, copy=False))
-    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
-        _winograd_kernel(np.ascontiguousarray(x), U, top, left, *tile_grid(oh, ow), y)
-    return y.reshape(n * oh * ow, -1)
-
-
-@compiled()
-def _output_gradient_transform_dense(dy, th, tw, dM):  # pragma: no cover - compiled
-    """``dM[xi, t, f] = (A dY A^T)[xi]`` for the 2x2 gradient ``dY`` of each tile ``t`` of one image,
-    0 past the output where a tile overhangs it: dy (OH, OW, F) -> dM (16, T, F)."""
-    oh, ow, f_total = dy.shape
-    for t in range(th * tw):
-        r, s = 2 * (t // tw), 2 * (t % tw)
-        below, right = r + 1 < oh, s + 1 < ow
-        for f in range(f_total):
-            a = dy[r, s, f]
-            b = dy[r, s + 1, f] if right else 0.0
-            c = dy[r + 1, s, f] if below else 0.0
-            d = dy[r + 1, s + 1, f] if below and right else 0.0
-            # A along the rows of dY: (a, b), (a + c, b + d), (a - c, b - d), (-c, -d); then each
-            # row (u, v) times A^T along the columns: (u, u + v, u - v, -v)
-            u, v = a, b
-            dM[0, t, f], dM[1, t, f], dM[2, t, f], dM[3, t, f] = u, u + v, u - v, -v
-            u, v = a + c, b + d
-            dM[4, t, f], dM[5, t, f], dM[6, t, f], dM[7, t, f] = u, u + v, u - v, -v
-            u, v = a - c, b - d
-            dM[8, t, f], dM[9, t, f], dM[10, t, f], dM[11, t, f] = u, u + v, u - v, -v
-            u, v = -c, -d
-            dM[12, t, f], dM[13, t, f], dM[14, t, f], dM[15, t, f] = u, u + v, u - v, -v
-
-
-@compiled(parallel=True)
-def _winograd_backward_kernel(dy, x, Ut, top, left, th, tw, dU_parts, dx,
-                              input_gradient):  # pragma: no cover - compiled
-    # As _winograd_pool_backward_kernel, with every output's gradient instead of the winners'.
-    n_total, oh, ow, f_total = dy.shape
-    c = Ut.shape[2]
-    tiles = th * tw
-    rows = _plane_rows(tiles)
-    for part in prange(dU_parts.shape[0]):
-        dU = dU_parts[part]
-        dU[:] = 0.0
-        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-        V = np.empty((16, rows, c), dtype=x.dtype)
-        dM = np.empty((16, rows, f_total), dtype=x.dtype)
-        dU_image = np.empty((16, c, f_total), dtype=x.dtype)
-        dV = np.empty((16, rows, c), dtype=x.dtype)
-        start, stop = chunk_images(np.int64(part), dU_parts.shape[0], n_total)
-        for n in range(start, stop):
-            _pad_image(x, n, top, left, xp)
-            _input_transform(xp, th, tw, V)
-            _output_gradient_transform_dense(dy[n], th, tw, dM)
-            for xi in range(16):
-                np.dot(V[xi, :tiles].T, dM[xi, :tiles], dU_image[xi])
-            _add_into(dU, dU_image)
-            if input_gradient:
-                for xi in range(16):
-                    np.dot(dM[xi, :tiles], Ut[xi], dV[xi, :tiles])
-                _input_gradient_transform(dV, th, tw, xp)  # xp is free again: reuse it for dxp
-                _crop_image(xp, top, left, dx, n)
 
 
 @one_image_at_a_time
@@ -500,8 +464,9 @@ def conv_backward_winograd(dz: np.ndarray, x: np.ndarray, W: np.ndarray, pads: t
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
     dy = np.ascontiguousarray(dz).reshape(n, oh, ow, f)
     with one_blas_thread():
-        _winograd_backward_kernel(dy, np.ascontiguousarray(x), Ut, top, left, *tile_grid(oh, ow),
-                                  dU_parts, dx, input_gradient)
+        _winograd_backward_kernel(dy, NO_WINNERS, DM_OF_WINNER.astype(x.dtype), False,
+                                  np.ascontiguousarray(x), Ut, top, left, *tile_grid(oh, ow), dU_parts, dx,
+                                  input_gradient)
     dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
     dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
     return dW, (dx if input_gradient else None)

@@ -42,22 +42,6 @@ CONVOLUTIONS = [  # (N, H, W, C, F, kernel, strides, padding)
 ]
 
 
-@pytest.mark.parametrize("input_gradient", [True, False])
-@pytest.mark.parametrize("case", CONVOLUTIONS)
-def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient):
-    x, W, strides, pads = conv_case(*case)
-    rows = fast.conv_forward_blocked(x, W, strides, pads)
-    dz = np.random.default_rng(1).standard_normal(rows.shape)
-    expected, dW_expected, dx_expected = by_definition(x, W, strides, pads, dz)
-    np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-10)
-    dW, dx = fast.conv_backward_blocked(dz, x, W, strides, pads, input_gradient)
-    np.testing.assert_allclose(dW, dW_expected, rtol=1e-10, atol=1e-10)
-    if input_gradient:
-        np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
-    else:
-        assert dx is None
-
-
 SMALL_WINDOWS = [  # (N, H, W, C, F, kernel, strides, padding): at most 32 values a window
     (3, 9, 9, 1, 6, 5, 1, "same"),  # LeNet-5's first layer
     (2, 8, 7, 3, 5, 3, 1, "same"),  # a first layer on RGB images
@@ -69,20 +53,30 @@ SMALL_WINDOWS = [  # (N, H, W, C, F, kernel, strides, padding): at most 32 value
 
 @pytest.mark.parametrize("input_gradient", [True, False])
 @pytest.mark.parametrize("case", CONVOLUTIONS + SMALL_WINDOWS)
-def test_the_convolution_by_each_method_equals_conv2d(case, input_gradient):
-    """conv_forward / conv_backward, whichever method they pick for the shape (Winograd, phase
-    planes, blocks of im2col rows)."""
+@pytest.mark.parametrize("method", ["blocked", "by shape"])
+def test_the_convolution_forward_and_backward_equal_conv2d(case, input_gradient, method):
+    """Blocks of im2col rows on any shape, and conv_forward / conv_backward with whichever method they
+    pick for the shape (Winograd, phase planes, blocks)."""
+    forward, backward = ((fast.conv_forward_blocked, fast.conv_backward_blocked) if method == "blocked"
+                         else (fast.conv_forward, fast.conv_backward))
     x, W, strides, pads = conv_case(*case)
-    rows = fast.conv_forward(x, W, strides, pads)
+    rows = forward(x, W, strides, pads)
     dz = np.random.default_rng(1).standard_normal(rows.shape)
     expected, dW_expected, dx_expected = by_definition(x, W, strides, pads, dz)
     np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-10)
-    dW, dx = fast.conv_backward(dz, x, W, strides, pads, input_gradient)
+    dW, dx = backward(dz, x, W, strides, pads, input_gradient)
     np.testing.assert_allclose(dW, dW_expected, rtol=1e-10, atol=1e-10)
     if input_gradient:
         np.testing.assert_allclose(dx, dx_expected, rtol=1e-10, atol=1e-10)
     else:
         assert dx is None
+
+
+def test_large_images_take_several_blocks():
+    x, W, strides, pads = conv_case(*CONVOLUTIONS[-1])
+    kh, kw, c, _ = W.shape
+    oh, ow = fast.conv_output_shape(x.shape, W.shape, strides, pads)
+    assert fast.images_per_block(oh, ow, kh * kw * c, x.itemsize) < x.shape[0]
 
 
 @pytest.mark.parametrize("kernel,strides,channels,expected", [
@@ -107,13 +101,6 @@ def test_each_shape_goes_to_its_method(monkeypatch, kernel, strides, channels, e
     fast.conv_forward(x, W, strides, (0, 0, 0, 0))
     fast.conv_backward(np.zeros((1, 2)), x, W, strides, (0, 0, 0, 0))
     assert calls == [expected, expected]
-
-
-def test_large_images_take_several_blocks():
-    x, W, strides, pads = conv_case(*CONVOLUTIONS[-1])
-    kh, kw, c, _ = W.shape
-    oh, ow = fast.conv_output_shape(x.shape, W.shape, strides, pads)
-    assert fast.images_per_block(oh, ow, kh * kw * c, x.itemsize) < x.shape[0]
 
 
 @pytest.mark.parametrize("case", [CONVOLUTIONS[0], CONVOLUTIONS[3], CONVOLUTIONS[-1]])
