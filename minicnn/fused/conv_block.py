@@ -215,7 +215,7 @@ class ConvBlock(FusedStep):
                 dz, db, _ = fast.activation_norm_backward(da, a, self.activation)
             grads[f"{norm.name}/gamma"], grads[f"{norm.name}/beta"] = dgamma, dbeta
         dW, dx = fast.conv_backward(dz, c["x"], conv.params["kernel"], conv.strides, conv.pads,
-                                            self.input_gradient)
+                                    self.input_gradient)
         grads[f"{conv.name}/kernel"] = dW
         if conv.use_bias:
             grads[f"{conv.name}/bias"] = db

@@ -253,7 +253,7 @@ def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compil
 
 
 def _in_runs(m: int, f: int, parts: int = 1):
-    """``(parts_of_runs, each)``: an array (runs, parts, F) of float64 partial sums, one per run of
+    """``(partial, each)``: ``partial`` an array (runs, parts, F) of float64 partial sums, one per run of
     :func:`minicnn.threads.for_each_run` over ``m`` rows, and ``each(fn)``, which calls
     ``fn(start, stop, partial)`` for every run side by side."""
     partial = np.empty((runs(m), parts, f))

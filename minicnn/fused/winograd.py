@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3): the pooled 3x3 stride-1 convolution with 2.25x fewer multiplications.
+"""Winograd F(2x2, 3x3): the 3x3 stride-1 convolution with 2.25x fewer multiplications, pooled or not.
 
 Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks". A 2x2 block of
 outputs of a 3x3 correlation reads a 4x4 tile ``d`` of the (zero-padded) input; for one
@@ -23,11 +23,14 @@ a pool window, so the output transform ends in the window's max and argmax and t
 unpooled convolution is never stored. Only the PH x PW tiles under pool windows are
 computed: an odd last output row or column, which no window reads, is skipped, so no
 tile overhangs the output; tiles that overhang the *input* (padding, or the edge of a
-"valid" convolution) read zeros.
+"valid" convolution) read zeros. Without pooling (:func:`conv_forward_winograd`, a
+``ConvBlock``'s convolution) every tile's 2x2 outputs are written out; tiles cover an odd
+output by overhanging it, their extra outputs dropped. The same two kernels serve both.
 
 The backward (:func:`conv_pool_backward_winograd`) runs the same three steps backwards:
 only each window's winner carries gradient, so a tile's output gradient ``dY`` (2x2) has
-one nonzero entry, and with ``dM = A dY A^T``::
+one nonzero entry (without pooling, :func:`conv_backward_winograd`, all four are the output's
+gradient, zero past an odd output), and with ``dM = A dY A^T``::
 
     dU[xi] = sum over images and tiles of V[xi]^T @ dM[xi]      dW = G^T dU G
     dV[xi] = dM[xi] @ U[xi]^T                                  dd = B dV B^T
