@@ -75,6 +75,15 @@ def conv_output_shape(x_shape: tuple, W_shape: tuple, strides: tuple, pads: tupl
             conv_output_size(x_shape[2], W_shape[1], strides[1], left, right))
 
 
+def _added_in_order(partial: np.ndarray) -> np.ndarray:
+    """The partial results of fixed runs or blocks, (parts, ...), added in order: the same bits on
+    any number of threads."""
+    total = partial[0].copy()
+    for part in partial[1:]:
+        total += part
+    return total
+
+
 class _Buffers:
     """Scratch arrays of one shape, one for each thread using one at the same time, reused."""
 
@@ -171,10 +180,7 @@ def conv_backward_blocked(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides:
             col2im_into(d, strides[0], strides[1], pads[0], pads[2], dx[start:stop])
 
     _each_block(one_block, n, block)
-    dW = shares[0].copy()
-    for share in shares[1:]:
-        dW += share
-    return dW.reshape(W.shape), dx
+    return _added_in_order(shares).reshape(W.shape), dx
 
 
 def uses_winograd(W_shape: tuple, strides: tuple) -> bool:
@@ -263,14 +269,6 @@ def _in_runs(m: int, f: int, parts: int = 1):
         for_each_run(lambda start, stop: fn(start, stop, partial[start // per_run]), m)
 
     return partial, each
-
-
-def _added_in_order(partial: np.ndarray) -> np.ndarray:
-    """The runs' partial sums (runs, parts, F) added in run order: the same bits on any thread count."""
-    total = partial[0].copy()
-    for part in partial[1:]:
-        total += part
-    return total
 
 
 def _channel_sum(z: np.ndarray, center: np.ndarray, squares: bool) -> np.ndarray:

@@ -7,11 +7,13 @@ import functools
 from numba import set_parallel_chunksize
 
 from minicnn.kernels import compiled
+from minicnn.threads import RUNS
 
-FIXED_CHUNKS = 16
+FIXED_CHUNKS = RUNS
 """The backward kernels split a batch into at most this many chunks of images, each with
 its own partial weight gradient, summed in chunk order at the end: a fixed split, so the
-sums, and so the results, do not depend on how many threads run them."""
+sums, and so the results, do not depend on how many threads run them. The same number as
+the runs that minicnn's threads share out (:data:`minicnn.threads.RUNS`)."""
 
 
 def fixed_chunks(n: int) -> int:
