@@ -198,8 +198,7 @@ def for_each_run(fn: Callable[[int, int], None], n: int) -> None:
     own, or keeps a partial result per run (a compiled kernel, which runs without the GIL): the runs
     depend on ``n`` alone (:func:`runs`), so the result does not depend on the number of threads."""
     per_run = run_length(n)
-    if n > 0:
-        for_each_block(lambda run: fn(run * per_run, min(n, (run + 1) * per_run)), -(-n // per_run))
+    for_each_block(lambda run: fn(run * per_run, min(n, (run + 1) * per_run)), runs(n))
 
 
 def run_length(n: int) -> int:
