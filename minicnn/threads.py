@@ -11,8 +11,8 @@ and training can run twice as slowly as it should. So ``import minicnn`` asks fo
   when NumPy is imported, SciPy's (whose BLAS Numba's ``np.dot`` calls) when it is.
   One that loaded before minicnn is told at import, through its own exported
   functions (:func:`apply_to_loaded_openblas`), so the order of the imports does not matter;
-- ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP threads sleep instead of spinning
-  (read when Numba starts its threads, at the first parallel kernel).
+- ``OMP_WAIT_POLICY=PASSIVE``: OpenMP threads (Numba's, any other library's) sleep instead of
+  spinning (read when a runtime starts its threads).
 
 Each is a default only: a value already in the environment wins. What can be set
 at run time is set with :func:`set_num_threads` (Numba's and BLAS's thread counts).
@@ -22,7 +22,9 @@ piece per thread, each thread alone in its kernels. Large matrix products are sp
 minicnn itself into blocks fixed by their shapes (:func:`minicnn.kernels.matmul.matmul`), which
 :func:`for_each_block` runs side by side while :func:`one_blas_thread` holds BLAS to one
 thread: a product's sums then run in one order whatever the number of threads, so training
-gives the same numbers on one core as on many.
+gives the same numbers on one core as on many. The compiled kernels, all serial, take fixed
+runs of images or rows (:func:`for_each_run`); a sum over a batch keeps one partial per run
+(:func:`partials_of_runs`), added in run order, for the same reason.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ import ctypes
 import functools
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+import numpy as np
 
 from minicnn.validation import check_int
 
@@ -164,20 +169,25 @@ def for_each_block(fn: Callable[[int], None], blocks: int) -> None:
     For blocks that write disjoint parts of one result: each block is computed the same
     way on whichever thread takes it, so the result does not depend on how many threads
     there are. The caller's thread takes its share; each free thread takes the next block,
-    so a thread that another process holds up delays only the block it is on.
+    so a thread that another process holds up delays only the block it is on. A block that
+    calls this again runs its own blocks one after another, on its thread.
     """
     import numba
 
     workers = min(numba.get_num_threads(), blocks)
-    if workers <= 1:
+    if workers <= 1 or getattr(_IN_A_BLOCK, "value", False):
         for block in range(blocks):
             fn(block)
         return
     queue = itertools.count()  # next() on it is atomic under the GIL
 
     def work() -> None:
-        while (block := next(queue)) < blocks:
-            fn(block)
+        _IN_A_BLOCK.value = True
+        try:
+            while (block := next(queue)) < blocks:
+                fn(block)
+        finally:
+            _IN_A_BLOCK.value = False
 
     helpers = [_block_pool().submit(work) for _ in range(workers - 1)]
     try:
@@ -185,6 +195,11 @@ def for_each_block(fn: Callable[[int], None], blocks: int) -> None:
     finally:
         for helper in helpers:
             helper.result()
+
+
+_IN_A_BLOCK = threading.local()
+"""``value`` is True on a thread while it works on :func:`for_each_block`'s blocks (a nested call
+runs serially there: waiting for the pool's threads from one of them could wait forever)."""
 
 
 RUNS = 16
@@ -209,6 +224,18 @@ def run_length(n: int) -> int:
 def runs(n: int) -> int:
     """How many runs :func:`for_each_run` cuts ``n`` items into (at most :data:`RUNS`)."""
     return -(-n // run_length(n)) if n > 0 else 0
+
+
+def partials_of_runs(fn: Callable[[int, int, np.ndarray], None], n: int, shape: tuple,
+                     dtype: np.dtype | type) -> np.ndarray:
+    """``fn(start, stop, partial[run])`` for each run of :func:`for_each_run` over ``n`` items, side
+    by side; returns ``partial`` (``runs(n), *shape``), which starts as zeros: each run adds its
+    items' share of a sum (a weight gradient, a channel's statistics) into its own row, and the
+    caller adds the rows up in run order, so the sum does not depend on the number of threads."""
+    partial = np.zeros((runs(n), *shape), dtype=dtype)
+    per_run = run_length(n)
+    for_each_run(lambda start, stop: fn(start, stop, partial[start // per_run]), n)
+    return partial
 
 
 def _block_pool() -> ThreadPoolExecutor:

@@ -124,3 +124,31 @@ def test_predict_side_by_side_equals_predict_batch_by_batch_on_one_thread(implem
     expected = np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     np.testing.assert_allclose(together, expected, rtol=1e-5, atol=1e-7)
     assert together.shape == (300, 10) and together.dtype == np.float32
+
+
+@pytest.mark.parametrize("n", [1, 5, 17, 128])
+def test_partials_of_runs_gives_each_run_its_own_row_starting_at_zero(n):
+    def count(start: int, stop: int, part: np.ndarray) -> None:
+        part[0] += stop - start
+        part[1] += sum(range(start, stop))
+
+    partial = threads.partials_of_runs(count, n, (2,), np.int64)
+    per_run = threads.run_length(n)
+    bounds = [(r * per_run, min(n, (r + 1) * per_run)) for r in range(threads.runs(n))]
+    assert partial.tolist() == [[stop - start, sum(range(start, stop))] for start, stop in bounds]
+
+
+@needs_two
+def test_a_block_that_shares_out_blocks_of_its_own_runs_them_on_its_own_thread():
+    # Waiting for the pool from one of its own threads could wait forever: the nested blocks run serially.
+    seen = []
+
+    def outer(i: int) -> None:
+        here = threading.get_ident()
+        threads.for_each_block(lambda j: seen.append((i, j, here == threading.get_ident())), 3)
+
+    caller = threading.Thread(target=threads.for_each_block, args=(outer, 4), daemon=True)
+    caller.start()
+    caller.join(timeout=60)
+    assert not caller.is_alive(), "nested for_each_block did not finish"
+    assert sorted(seen) == [(i, j, True) for i in range(4) for j in range(3)]

@@ -25,8 +25,8 @@ that minicnn's threads take one after another, each run a compiled kernel withou
 over the rows are float64, row after row within a run, and the runs' sums are added in run order:
 the runs depend on the shapes alone, so the bits do not depend on the number of threads. (Serial
 kernels on threads rather than ``prange``: a thread another process holds up delays only its own
-run, and a serial kernel compiles in a fraction of a parallel one's time.) The pooling kernels run
-over images in parallel, as max-pooling's do.
+run, and a serial kernel compiles in about half a parallel one's time.) The pooling kernels run
+over fixed runs of images the same way.
 """
 
 from __future__ import annotations
@@ -34,16 +34,14 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-from numba import prange
 
 from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import SMALL_WINDOW, images_per_block
-from minicnn.fused.scheduling import one_image_at_a_time
 from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
 from minicnn.fused.winograd import conv_backward_winograd, conv_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import col2im_into, im2col_into
-from minicnn.threads import for_each_block, for_each_run, one_blas_thread, run_length, runs
+from minicnn.threads import for_each_block, for_each_run, one_blas_thread, partials_of_runs, run_length
 
 ACTIVATION_CODES = {None: 0, "linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
 """The activations the kernels compute, by the code they take: what a fused step can hold."""
@@ -199,7 +197,6 @@ def uses_small_window(W_shape: tuple, strides: tuple) -> bool:
     return kh * kw * c <= SMALL_WINDOW and strides[0] == strides[1]
 
 
-@one_image_at_a_time
 def _conv_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple) -> np.ndarray:
     # The small-window conv+pool kernel with 1x1 pools of stride 1: the convolution itself.
     oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
@@ -207,7 +204,6 @@ def _conv_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple) 
     return out.reshape(-1, W.shape[3])
 
 
-@one_image_at_a_time
 def _conv_backward_small(dz: np.ndarray, x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                          input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
     oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
@@ -247,7 +243,6 @@ def conv_backward(dz: np.ndarray, x: np.ndarray, W: np.ndarray, strides: tuple, 
 @compiled()
 def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compiled
     m, f = z.shape
-    sums[:] = 0.0
     for r in range(m):
         if squares:
             for c in range(f):
@@ -258,23 +253,11 @@ def _channel_sums_kernel(z, center, squares, sums):  # pragma: no cover - compil
                 sums[c] += z[r, c]
 
 
-def _in_runs(m: int, f: int, parts: int = 1):
-    """``(partial, each)``: ``partial`` an array (runs, parts, F) of float64 partial sums, one per run of
-    :func:`minicnn.threads.for_each_run` over ``m`` rows, and ``each(fn)``, which calls
-    ``fn(start, stop, partial)`` for every run side by side."""
-    partial = np.empty((runs(m), parts, f))
-    per_run = run_length(m)
-
-    def each(fn) -> None:
-        for_each_run(lambda start, stop: fn(start, stop, partial[start // per_run]), m)
-
-    return partial, each
-
-
 def _channel_sum(z: np.ndarray, center: np.ndarray, squares: bool) -> np.ndarray:
-    partial, each = _in_runs(*z.shape)
-    each(lambda start, stop, sums: _channel_sums_kernel(z[start:stop], center, squares, sums[0]))
-    return _added_in_order(partial)[0]
+    # float64 partial sums per run of rows, added in run order
+    partial = partials_of_runs(lambda start, stop, sums: _channel_sums_kernel(
+        z[start:stop], center, squares, sums), z.shape[0], z.shape[1:], np.float64)
+    return _added_in_order(partial)
 
 
 def channel_moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +315,6 @@ def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized,
     # One row at a time: the activation's gradient into dy, then the row's share of the sums
     # while it is in L1. Each inner loop has no branch, so it vectorizes.
     m, f = da.shape
-    sums[:] = 0.0
     for r in range(m):
         if act == 1:
             for c in range(f):
@@ -385,16 +367,18 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
     t = da.dtype.type
     dy = np.empty_like(da)
     code = ACTIVATION_CODES[activation]
-    partial, each = _in_runs(*da.shape, parts=2)
+    m, f = da.shape
     if norm is None:
-        empty = np.zeros(da.shape[1], dtype=da.dtype)
-        each(lambda start, stop, sums: _activation_backward_sums_kernel(
-            da[start:stop], a[start:stop], da[start:stop], empty, empty, code, False, dy[start:stop], sums))
+        empty = np.zeros(f, dtype=da.dtype)
+        partial = partials_of_runs(lambda start, stop, sums: _activation_backward_sums_kernel(
+            da[start:stop], a[start:stop], da[start:stop], empty, empty, code, False, dy[start:stop], sums),
+            m, (2, f), np.float64)
         return dy, _added_in_order(partial)[0].astype(t), None
     z, center, inv_std, gamma, batch_statistics = norm
     center, inv_std = center.astype(t), inv_std.astype(t)
-    each(lambda start, stop, sums: _activation_backward_sums_kernel(
-        da[start:stop], a[start:stop], z[start:stop], center, inv_std, code, True, dy[start:stop], sums))
+    partial = partials_of_runs(lambda start, stop, sums: _activation_backward_sums_kernel(
+        da[start:stop], a[start:stop], z[start:stop], center, inv_std, code, True, dy[start:stop], sums),
+        m, (2, f), np.float64)
     sums = _added_in_order(partial).astype(t)
     dbeta, dgamma = sums[0], sums[1]
     scale = gamma * inv_std
@@ -408,10 +392,10 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
 # --------------------------------------------------------------------------- average pooling
 
 
-@compiled(parallel=True)
+@compiled()
 def _avgpool_forward_kernel(x, ph, pw, sh, sw, share, out):  # pragma: no cover - compiled
     n, oh, ow, c = out.shape
-    for b in prange(n):
+    for b in range(n):
         for i in range(oh):
             for j in range(ow):
                 row = out[b, i, j]
@@ -432,14 +416,16 @@ def avgpool_forward_numba(x: np.ndarray, pool_size: tuple, strides: tuple) -> np
     n, h, w, c = x.shape
     out = np.empty((n, conv_output_size(h, ph, sh), conv_output_size(w, pw, sw), c), dtype=x.dtype)
     share = np.array([1.0 / (ph * pw)], dtype=x.dtype)
-    _avgpool_forward_kernel(np.ascontiguousarray(x), ph, pw, sh, sw, share, out)
+    x = np.ascontiguousarray(x)
+    for_each_run(lambda start, stop: _avgpool_forward_kernel(
+        x[start:stop], ph, pw, sh, sw, share, out[start:stop]), n)
     return out
 
 
-@compiled(parallel=True)
+@compiled()
 def _avgpool_backward_kernel(dout, ph, pw, sh, sw, share, dx):  # pragma: no cover - compiled
     n, oh, ow, c = dout.shape
-    for b in prange(n):
+    for b in range(n):
         dx[b] = 0.0
         for i in range(oh):
             for j in range(ow):
@@ -455,5 +441,7 @@ def avgpool_backward_numba(dout: np.ndarray, x_shape: tuple, pool_size: tuple, s
     (ph, pw), (sh, sw) = pool_size, strides
     dx = np.empty(x_shape, dtype=dout.dtype)
     share = np.array([1.0 / (ph * pw)], dtype=dout.dtype)
-    _avgpool_backward_kernel(np.ascontiguousarray(dout), ph, pw, sh, sw, share, dx)
+    dout = np.ascontiguousarray(dout)
+    for_each_run(lambda start, stop: _avgpool_backward_kernel(
+        dout[start:stop], ph, pw, sh, sw, share, dx[start:stop]), dout.shape[0])
     return dx

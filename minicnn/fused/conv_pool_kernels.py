@@ -11,20 +11,19 @@ left, right)``. The step pools the convolution *without* its bias, ``xw = im2col
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_time
 from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
 from minicnn.fused.winograd import conv_pool_backward_winograd, conv_pool_forward_winograd
 from minicnn.kernels import compiled, conv_output_size
 from minicnn.kernels.im2col import im2col_on_threads
 from minicnn.kernels.matmul import matmul
-from minicnn.kernels.maxpool import _maxpool_forward_kernel
+from minicnn.kernels.maxpool import maxpool_forward_into
+from minicnn.threads import partials_of_runs
 
 # --------------------------------------------------------------------------- bias, ReLU and dropout
 # One thread on purpose: these passes move a few MB and one core already reaches the memory
-# bandwidth, while a parallel loop ends at a barrier that waits for a thread another process
-# may be holding up. (They also compile in a fraction of a parallel kernel's time.)
+# bandwidth, while a loop shared between threads ends at a barrier that waits for a thread another
+# process may be holding up.
 
 
 @compiled()
@@ -74,7 +73,6 @@ def _conv_geometry(x_shape: tuple, W_shape: tuple, stride: int, pads: tuple) -> 
             conv_output_size(x_shape[2], W_shape[1], stride, left, right))
 
 
-@one_image_at_a_time
 def conv_pool_forward_numba(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                             pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
     """``pooled, argmax = maxpool(xw)`` for the bias-free convolution ``xw = im2col(x) @ W``.
@@ -112,7 +110,6 @@ def images_per_block(oh: int, ow: int, window: int, itemsize: int) -> int:
     return max(1, BLOCK_BYTES // (oh * ow * window * itemsize))
 
 
-@one_image_at_a_time
 def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                               pool: int, pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
     """``maxpool(im2col(x) @ W)`` a block of images at a time, so the im2col matrix stays in cache.
@@ -147,47 +144,43 @@ def conv_pool_forward_blocked(x: np.ndarray, W: np.ndarray, stride: int, pads: t
         b = stop - start  # the last block may be shorter
         im2col_on_threads(x[start:stop], kh, kw, stride, stride, top, left, cols[:b])
         matmul(cols[:b].reshape(b * oh * ow, -1), Wm, out=xw[:b].reshape(b * oh * ow, f))
-        _maxpool_forward_kernel(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
+        maxpool_forward_into(xw[:b], pool, pool_stride, pooled[start:stop], argmax[start:stop])
     return pooled, argmax
 
 
-@compiled(parallel=True)
+@compiled()
 def _conv_pool_backward_kernel(d, argmax, xp_rows, Wt_rows, c, stride, pool, pool_stride,
-                                 dWt_parts, dxp_rows, input_gradient):  # pragma: no cover - compiled
+                               dWt, dxp_rows, input_gradient):  # pragma: no cover - compiled
     # Rows are flattened over (column, channel), so one kernel row of a window is one
-    # contiguous run of KW*C values: xp_rows (N, HP, WP*C), Wt_rows (F, KH, KW*C).
+    # contiguous run of KW*C values: xp_rows (N, HP, WP*C), Wt_rows (F, KH, KW*C). dWt is the
+    # run's share of the gradient (F, KH, KW*C).
     n_total, ph, pw, f_total = d.shape
     kh, run = Wt_rows.shape[1], Wt_rows.shape[2]
-    for t in prange(dWt_parts.shape[0]):
-        dWt = dWt_parts[t]
-        dWt[:] = 0.0
-        start, stop = chunk_images(np.int64(t), dWt_parts.shape[0], n_total)
-        for n in range(start, stop):
-            if input_gradient:
-                dxp_rows[n] = 0.0
-            for pi in range(ph):
-                for pj in range(pw):
-                    for f in range(f_total):
-                        g = d[n, pi, pj, f]
-                        if g == 0:  # dropped or inactive: worth a branch with KW*C values per row
-                            continue
-                        k = argmax[n, pi, pj, f]
-                        r0 = (pi * pool_stride + k // pool) * stride
-                        q0 = (pj * pool_stride + k % pool) * stride * c
+    for n in range(n_total):
+        if input_gradient:
+            dxp_rows[n] = 0.0
+        for pi in range(ph):
+            for pj in range(pw):
+                for f in range(f_total):
+                    g = d[n, pi, pj, f]
+                    if g == 0:  # dropped or inactive: worth a branch with KW*C values per row
+                        continue
+                    k = argmax[n, pi, pj, f]
+                    r0 = (pi * pool_stride + k // pool) * stride
+                    q0 = (pj * pool_stride + k % pool) * stride * c
+                    for di in range(kh):
+                        x_run = xp_rows[n, r0 + di, q0:q0 + run]
+                        dW_run = dWt[f, di]
+                        for q in range(run):
+                            dW_run[q] += g * x_run[q]
+                    if input_gradient:
                         for di in range(kh):
-                            x_run = xp_rows[n, r0 + di, q0:q0 + run]
-                            dW_run = dWt[f, di]
+                            dx_run = dxp_rows[n, r0 + di, q0:q0 + run]
+                            W_run = Wt_rows[f, di]
                             for q in range(run):
-                                dW_run[q] += g * x_run[q]
-                        if input_gradient:
-                            for di in range(kh):
-                                dx_run = dxp_rows[n, r0 + di, q0:q0 + run]
-                                W_run = Wt_rows[f, di]
-                                for q in range(run):
-                                    dx_run[q] += g * W_run[q]
+                                dx_run[q] += g * W_run[q]
 
 
-@one_image_at_a_time
 def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
                              stride: int, pads: tuple, pool: int, pool_stride: int,
                              input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -200,9 +193,9 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     Only the window maxima carry gradient, so it loops over the pooled
     entries (a quarter of the convolution's outputs for 2x2 pools) instead of
     multiplying mostly-zero matrices, and skips the entries that dropout or
-    ReLU zeroed. The batch is split into a fixed number
-    of chunks, each with its own partial ``dW`` (summed at the end), so the
-    result does not depend on how many threads run. Small windows
+    ReLU zeroed. The batch is split into fixed runs of images, each with
+    its own partial ``dW`` (:func:`minicnn.threads.partials_of_runs`, summed at the
+    end), so the result does not depend on how many threads run. Small windows
     (``KH*KW*C <= SMALL_WINDOW``) work on the forward's phase planes instead
     (:mod:`minicnn.fused.small_window`): per image, the gradients at each window offset
     form planes (zero where another offset won), and each ``dW`` entry is a sum of
@@ -219,14 +212,15 @@ def conv_pool_backward_numba(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
         return conv_pool_backward_winograd(d, argmax, x, W, pads, pool, pool_stride, input_gradient)
     if kh * kw * c <= SMALL_WINDOW:
         return conv_pool_backward_small(d, argmax, x, W, stride, pads, pool, pool_stride, input_gradient)
-    chunks = fixed_chunks(n)
     xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    Wt = np.ascontiguousarray(W.transpose(3, 0, 1, 2))  # (F, KH, KW, C): one filter contiguous
-    dWt_parts = np.empty((chunks, f, kh, kw * c), dtype=W.dtype)
+    xp_rows = xp.reshape(n, xp.shape[1], -1)
+    Wt_rows = np.ascontiguousarray(W.transpose(3, 0, 1, 2)).reshape(f, kh, -1)  # one filter contiguous
     dxp = np.empty(xp.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    _conv_pool_backward_kernel(np.ascontiguousarray(d), argmax, xp.reshape(n, xp.shape[1], -1),
-                                 Wt.reshape(f, kh, -1), c, stride, pool, pool_stride, dWt_parts,
-                                 dxp.reshape(dxp.shape[0], dxp.shape[1], -1), input_gradient)
+    dxp_rows = dxp.reshape(dxp.shape[0], dxp.shape[1], -1)
+    d = np.ascontiguousarray(d)
+    dWt_parts = partials_of_runs(lambda start, stop, dWt: _conv_pool_backward_kernel(
+        d[start:stop], argmax[start:stop], xp_rows[start:stop], Wt_rows, c, stride, pool, pool_stride, dWt,
+        dxp_rows[start:stop] if input_gradient else dxp_rows, input_gradient), n, (f, kh, kw * c), W.dtype)
     dW = dWt_parts.sum(axis=0).reshape(f, kh, kw, c).transpose(1, 2, 3, 0).copy()
     if not input_gradient:
         return dW, None

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import prange
 
-from minicnn.fused.scheduling import chunk_images, fixed_chunks
 from minicnn.kernels import compiled
+from minicnn.threads import for_each_run, partials_of_runs
 
 TAPS_PER_PASS, FILTERS_PER_PASS = 3, 4
 """The small-window kernels go over a plane once per 3 taps and 4 filters (their loops are
@@ -119,20 +118,20 @@ def _correlate(planes, plane, shift, weights, f0, y):  # pragma: no cover - comp
                 y3[p] = ((y3[p] + a3 * u[p]) + b3 * v[p]) + c3 * w[p]
 
 
-@compiled(parallel=True)
+@compiled()
 def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, hq, wq,
                                     out, argmax):  # pragma: no cover - compiled
-    # Per image: the phase planes; per 4 filters and window offset k, the convolution planes
-    # y (4, PH*WQ) (_correlate), folded into the running maxima (first maximum wins), which
-    # are then written out (F', PH*WQ) -> (PH, PW, F).
+    # Per image of a run: the phase planes; per 4 filters and window offset k, the convolution
+    # planes y (4, PH*WQ) (_correlate), folded into the running maxima (first maximum wins),
+    # which are then written out (F', PH*WQ) -> (PH, PW, F).
     n_total, ph, pw, f_total = out.shape
     offsets, filters = plane.shape[0], weights.shape[1]
     size = ph * wq
-    for n in prange(n_total):
+    y = np.empty((4, size), dtype=out.dtype)
+    best = np.empty((filters, size), dtype=out.dtype)
+    arg = np.empty((filters, size), dtype=np.uint8)
+    for n in range(n_total):
         planes = _phase_planes(x[n], step, top, left, hq, wq)
-        y = np.empty((4, size), dtype=out.dtype)
-        best = np.empty((filters, size), dtype=out.dtype)
-        arg = np.empty((filters, size), dtype=np.uint8)
         for f0 in range(0, filters, 4):
             _correlate(planes, plane[0], shift[0], weights, f0, best[f0:f0 + 4])
             arg[f0:f0 + 4] = 0
@@ -228,31 +227,27 @@ def _from_phase_planes(dplanes, step, top, left, hq, wq, dx):  # pragma: no cove
                 dx[r, s, ch] = dplanes[(ch * step + a) * step + b, u * wq + v] if inside else 0.0
 
 
-@compiled(parallel=True)
+@compiled()
 def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, top, left, hq, wq,
-                                     dW_parts, dx, input_gradient):  # pragma: no cover - compiled
-    # Per image: the phase planes of x and the gradient planes g (POOL*POOL, F', PH*WQ);
-    # dW (T, F') is then, per window offset k, sums of g times shifted phase planes
-    # (_correlate_gradient), the transpose of the forward's _correlate; dx spreads g back
-    # along the same shifts. Chunks of images have their own partial dW (summed by the caller).
+                                     dW, dx, input_gradient):  # pragma: no cover - compiled
+    # Per image of a run: the phase planes of x and the gradient planes g (POOL*POOL, F', PH*WQ);
+    # the run's share of dW (T, F') is then, per window offset k, sums of g times shifted phase
+    # planes (_correlate_gradient), the transpose of the forward's _correlate; dx spreads g back
+    # along the same shifts.
     n_total, ph, pw, f_total = d.shape
     offsets, filters = plane.shape[0], weights.shape[1]
-    for t in prange(dW_parts.shape[0]):
-        dW = dW_parts[t]
-        dW[:] = 0.0
-        g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
-        start, stop = chunk_images(np.int64(t), dW_parts.shape[0], n_total)
-        for n in range(start, stop):
-            planes = _phase_planes(x[n], step, top, left, hq, wq)
-            _gradient_planes(d[n], argmax[n], wq, g)
+    g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
+    for n in range(n_total):
+        planes = _phase_planes(x[n], step, top, left, hq, wq)
+        _gradient_planes(d[n], argmax[n], wq, g)
+        for k in range(offsets):
+            for f0 in range(0, filters, 4):
+                _correlate_gradient(planes, plane[k], shift[k], g[k], f0, dW)
+        if input_gradient:
+            planes[:] = 0.0  # reused for the input gradient's planes
             for k in range(offsets):
-                for f0 in range(0, filters, 4):
-                    _correlate_gradient(planes, plane[k], shift[k], g[k], f0, dW)
-            if input_gradient:
-                planes[:] = 0.0  # reused for the input gradient's planes
-                for k in range(offsets):
-                    _spread_gradient(g[k], plane[k], shift[k], weights, planes)
-                _from_phase_planes(planes, step, top, left, hq, wq, dx[n])
+                _spread_gradient(g[k], plane[k], shift[k], weights, planes)
+            _from_phase_planes(planes, step, top, left, hq, wq, dx[n])
 
 
 def conv_pool_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple, pool: int,
@@ -262,8 +257,10 @@ def conv_pool_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tup
     out = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
     argmax = np.empty(out.shape, dtype=np.uint8)
     plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
-    _conv_pool_forward_small_kernel(np.ascontiguousarray(x), plan.plane, plan.shift, plan.weights,
-                                    stride * pool_stride, pads[0], pads[2], plan.hq, plan.wq, out, argmax)
+    x = np.ascontiguousarray(x)
+    for_each_run(lambda start, stop: _conv_pool_forward_small_kernel(
+        x[start:stop], plan.plane, plan.shift, plan.weights, stride * pool_stride, pads[0], pads[2],
+        plan.hq, plan.wq, out[start:stop], argmax[start:stop]), x.shape[0])
     return out, argmax
 
 
@@ -272,14 +269,16 @@ def conv_pool_backward_small(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
                              input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dW, dx)`` over phase planes, as ``conv_pool_backward_numba``: per image, the gradients at
     each window offset form planes (zero where another offset won), and each ``dW`` entry is a
-    sum of such a plane times a shifted phase plane of x; partial sums of ``dW`` per fixed chunk."""
+    sum of such a plane times a shifted phase plane of x; partial sums of ``dW`` per fixed run of images
+    (:func:`minicnn.threads.partials_of_runs`)."""
     kh, kw, c, f = W.shape
     _, ph, pw, _ = d.shape
     plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
-    dW_parts = np.empty((fixed_chunks(x.shape[0]), *plan.weights.shape), dtype=W.dtype)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    _conv_pool_backward_small_kernel(np.ascontiguousarray(d), argmax, np.ascontiguousarray(x),
-                                     plan.plane, plan.shift, plan.weights, stride * pool_stride,
-                                     pads[0], pads[2], plan.hq, plan.wq, dW_parts, dx, input_gradient)
+    d, x = np.ascontiguousarray(d), np.ascontiguousarray(x)
+    dW_parts = partials_of_runs(lambda start, stop, dW: _conv_pool_backward_small_kernel(
+        d[start:stop], argmax[start:stop], x[start:stop], plan.plane, plan.shift, plan.weights,
+        stride * pool_stride, pads[0], pads[2], plan.hq, plan.wq, dW,
+        dx[start:stop] if input_gradient else dx, input_gradient), x.shape[0], plan.weights.shape, W.dtype)
     dW = dW_parts.sum(axis=0)[:kh * kw * c, :f].reshape(W.shape)
     return dW, dx if input_gradient else None

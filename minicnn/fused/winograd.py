@@ -45,11 +45,9 @@ every value is exact and the results, ties included, equal the direct correlatio
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from minicnn.fused.scheduling import chunk_images, fixed_chunks, one_image_at_a_time
 from minicnn.kernels import compiled, conv_output_size
-from minicnn.threads import one_blas_thread
+from minicnn.threads import for_each_run, one_blas_thread, partials_of_runs
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 """The filter transform of F(2x2, 3x3): ``U = G g G^T`` is 4x4 for a 3x3 filter ``g``."""
@@ -102,15 +100,19 @@ def _pad_image(x, n, top, left, xp):  # pragma: no cover - compiled
 @compiled()
 def _input_transform(xp, ph, pw, V):  # pragma: no cover - compiled
     """``V[xi, t, c] = (B^T d B)[xi]`` for the 4x4 tile ``d`` of tile ``t = ti * PW + tj``, channel ``c``."""
+    # Indexes xp itself rather than a view of the tile: a view made in a loop costs two atomic
+    # reference-count updates, which here took as long as the arithmetic.
     for t in range(ph * pw):
         r, s = 2 * (t // pw), 2 * (t % pw)
-        d = xp[r:r + 4, s:s + 4]
         for c in range(V.shape[2]):
             # B^T along the rows of the tile, for each of its 4 columns ...
-            a0, a1, a2, a3 = _bt(d[0, 0, c], d[1, 0, c], d[2, 0, c], d[3, 0, c])
-            b0, b1, b2, b3 = _bt(d[0, 1, c], d[1, 1, c], d[2, 1, c], d[3, 1, c])
-            d0, d1, d2, d3 = _bt(d[0, 2, c], d[1, 2, c], d[2, 2, c], d[3, 2, c])
-            e0, e1, e2, e3 = _bt(d[0, 3, c], d[1, 3, c], d[2, 3, c], d[3, 3, c])
+            a0, a1, a2, a3 = _bt(xp[r, s, c], xp[r + 1, s, c], xp[r + 2, s, c], xp[r + 3, s, c])
+            q = s + 1
+            b0, b1, b2, b3 = _bt(xp[r, q, c], xp[r + 1, q, c], xp[r + 2, q, c], xp[r + 3, q, c])
+            q = s + 2
+            d0, d1, d2, d3 = _bt(xp[r, q, c], xp[r + 1, q, c], xp[r + 2, q, c], xp[r + 3, q, c])
+            q = s + 3
+            e0, e1, e2, e3 = _bt(xp[r, q, c], xp[r + 1, q, c], xp[r + 2, q, c], xp[r + 3, q, c])
             # ... then B along the columns: row i of B^T d B is _bt of row i of B^T d
             V[0, t, c], V[1, t, c], V[2, t, c], V[3, t, c] = _bt(a0, b0, d0, e0)
             V[4, t, c], V[5, t, c], V[6, t, c], V[7, t, c] = _bt(a1, b1, d1, e1)
@@ -175,22 +177,22 @@ def _output_transform(M, th, tw, y):  # pragma: no cover - compiled
                     y[r + 1, s + 1, f] = y11
 
 
-@compiled(parallel=True)
+@compiled()
 def _winograd_kernel(x, U, top, left, th, tw, pooled, out, argmax):  # pragma: no cover - compiled
     # U (16, C, F); TH x TW tiles an image. The 16 products of one image, (TH*TW, C) @ (C, F) each,
-    # are BLAS calls (np.dot in Numba calls SciPy's BLAS); products this small run on the calling
-    # thread, so each image stays on one thread and the threads never wait for each other inside an
-    # image. ``pooled``: each tile is a 2x2 pool window, out and argmax (N, TH, TW, F); else every
-    # output is written, out (N, OH, OW, F) (argmax unused).
+    # are BLAS calls (np.dot in Numba calls SciPy's BLAS), on the calling thread: a run of images
+    # stays on one thread, in buffers of a few hundred kB that stay in the core's L2. ``pooled``:
+    # each tile is a 2x2 pool window, out and argmax (N, TH, TW, F); else every output is written,
+    # out (N, OH, OW, F) (argmax unused).
     n_total, f_total = out.shape[0], out.shape[3]
     c = U.shape[1]
     tiles = th * tw
     rows = _plane_rows(tiles)
-    for n in prange(n_total):
-        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-        V = np.empty((16, rows, c), dtype=x.dtype)
-        M = np.empty((16, rows, f_total), dtype=x.dtype)
-        _pad_image(x, np.int64(n), top, left, xp)  # int64 as in the backward kernel: one compiled version
+    xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    V = np.empty((16, rows, c), dtype=x.dtype)
+    M = np.empty((16, rows, f_total), dtype=x.dtype)
+    for n in range(n_total):
+        _pad_image(x, n, top, left, xp)
         _input_transform(xp, th, tw, V)
         for xi in range(16):
             np.dot(V[xi, :tiles], U[xi], M[xi, :tiles])
@@ -200,7 +202,16 @@ def _winograd_kernel(x, U, top, left, th, tw, pooled, out, argmax):  # pragma: n
             _output_transform(M, th, tw, out[n])
 
 
-@one_image_at_a_time
+def _forward(x: np.ndarray, U: np.ndarray, top: int, left: int, th: int, tw: int, out: np.ndarray,
+             argmax: np.ndarray | None) -> None:
+    """:func:`_winograd_kernel` over fixed runs of images on minicnn's threads (pooled if ``argmax``)."""
+    x = np.ascontiguousarray(x)
+    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
+        for_each_run(lambda start, stop: _winograd_kernel(
+            x[start:stop], U, top, left, th, tw, argmax is not None, out[start:stop],
+            NO_WINNERS if argmax is None else argmax[start:stop]), x.shape[0])
+
+
 def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: int,
                                pool_stride: int) -> tuple[np.ndarray, np.ndarray]:
     """``maxpool(im2col(x) @ W)`` for a 3x3 stride-1 convolution and 2x2 pools of stride 2, by Winograd.
@@ -224,9 +235,7 @@ def conv_pool_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple, pool: 
     ph, pw = conv_output_size(oh, 2, 2), conv_output_size(ow, 2, 2)
     pooled = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
     argmax = np.empty(pooled.shape, dtype=np.uint8)
-    U = transform_filters(W.astype(x.dtype, copy=False))
-    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
-        _winograd_kernel(np.ascontiguousarray(x), U, top, left, ph, pw, True, pooled, argmax)
+    _forward(x, transform_filters(W.astype(x.dtype, copy=False)), top, left, ph, pw, pooled, argmax)
     return pooled, argmax
 
 
@@ -235,7 +244,6 @@ def _check_3x3(name: str, W: np.ndarray) -> None:
         raise ValueError(f"{name}: W must be (3, 3, C, F); got {W.shape}")
 
 
-@one_image_at_a_time
 def conv_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple) -> np.ndarray:
     """``im2col(x) @ W`` for a 3x3 stride-1 convolution, by Winograd: rows (N*OH*OW, F).
 
@@ -249,9 +257,7 @@ def conv_forward_winograd(x: np.ndarray, W: np.ndarray, pads: tuple) -> np.ndarr
     n, h, w, _ = x.shape
     oh, ow = conv_output_size(h, 3, 1, top, bottom), conv_output_size(w, 3, 1, left, right)
     y = np.empty((n, oh, ow, W.shape[3]), dtype=x.dtype)
-    U = transform_filters(W.astype(x.dtype, copy=False))
-    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
-        _winograd_kernel(np.ascontiguousarray(x), U, top, left, *tile_grid(oh, ow), False, y, NO_WINNERS)
+    _forward(x, transform_filters(W.astype(x.dtype, copy=False)), top, left, *tile_grid(oh, ow), y, None)
     return y.reshape(n * oh * ow, -1)
 
 
@@ -272,35 +278,23 @@ def _output_gradient_transform(d, argmax, dm_of_winner, dM):  # pragma: no cover
     d, argmax (PH, PW, F), dm_of_winner (16, 4) = ``DM_OF_WINNER`` in d's dtype -> dM (16, T, F).
     ``dY`` is ``d`` times the winner's indicator, so ``dM`` is ``d`` times a sign (or 0)
     picked by the winner: chosen by comparisons, not indexing, so the filter loop vectorizes.
+    Every array is indexed whole, with no view made in the loops (see :func:`_input_transform`).
     """
     ph, pw, f_total = d.shape
     for t in range(ph * pw):
-        g, k = d[t // pw, t % pw], argmax[t // pw, t % pw]
+        i, j = t // pw, t % pw
         for xi in range(16):
-            c0, c1, c2, c3 = dm_of_winner[xi]
-            out = dM[xi, t]
+            c0, c1 = dm_of_winner[xi, 0], dm_of_winner[xi, 1]
+            c2, c3 = dm_of_winner[xi, 2], dm_of_winner[xi, 3]
             for f in range(f_total):
-                kf = k[f]
-                out[f] = g[f] * (c0 if kf == 0 else (c1 if kf == 1 else (c2 if kf == 2 else c3)))
+                kf = argmax[i, j, f]
+                dM[xi, t, f] = d[i, j, f] * (c0 if kf == 0 else (c1 if kf == 1 else (c2 if kf == 2 else c3)))
 
 
 @compiled()
 def _b(v0, v1, v2, v3):  # pragma: no cover - compiled
     """``B`` applied to four values along one axis of a 4x4 transformed tile (:func:`_bt` transposed)."""
     return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
-
-
-@compiled()
-def _add_row(tile_row, c, row):  # pragma: no cover - compiled
-    """``tile_row[:, c] += row``: one row (4, C) of a tile's 4x4 input gradient, channel ``c``.
-
-    Takes the row itself, not the tile and a row number: a constant row number would make
-    Numba compile one version per constant.
-    """
-    tile_row[0, c] += row[0]
-    tile_row[1, c] += row[1]
-    tile_row[2, c] += row[2]
-    tile_row[3, c] += row[3]
 
 
 @compiled()
@@ -312,18 +306,18 @@ def _input_gradient_transform(dV, ph, pw, dxp):  # pragma: no cover - compiled
     dxp[:] = 0.0
     for t in range(ph * pw):
         r, s = 2 * (t // pw), 2 * (t % pw)
-        dd = dxp[r:r + 4, s:s + 4]
-        dd0, dd1, dd2, dd3 = dd[0], dd[1], dd[2], dd[3]
         for c in range(dV.shape[2]):
             # B along the rows of dV (its 4 columns j), then B^T along the columns
             a0, a1, a2, a3 = _b(dV[0, t, c], dV[4, t, c], dV[8, t, c], dV[12, t, c])
             b0, b1, b2, b3 = _b(dV[1, t, c], dV[5, t, c], dV[9, t, c], dV[13, t, c])
             e0, e1, e2, e3 = _b(dV[2, t, c], dV[6, t, c], dV[10, t, c], dV[14, t, c])
             h0, h1, h2, h3 = _b(dV[3, t, c], dV[7, t, c], dV[11, t, c], dV[15, t, c])
-            _add_row(dd0, c, _b(a0, b0, e0, h0))
-            _add_row(dd1, c, _b(a1, b1, e1, h1))
-            _add_row(dd2, c, _b(a2, b2, e2, h2))
-            _add_row(dd3, c, _b(a3, b3, e3, h3))
+            for i, (u0, u1, u2, u3) in enumerate((_b(a0, b0, e0, h0), _b(a1, b1, e1, h1),
+                                                   _b(a2, b2, e2, h2), _b(a3, b3, e3, h3))):
+                dxp[r + i, s, c] += u0
+                dxp[r + i, s + 1, c] += u1
+                dxp[r + i, s + 2, c] += u2
+                dxp[r + i, s + 3, c] += u3
 
 
 @compiled()
@@ -335,16 +329,6 @@ def _crop_image(dxp, top, left, dx, n):  # pragma: no cover - compiled
         for s in range(max(0, left), min(w + left, dxp.shape[1])):
             for ch in range(c):  # a loop, not a slice copy (see _pad_image)
                 dx[n, r - top, s - left, ch] = dxp[r, s, ch]
-
-
-@compiled()
-def _add_into(total, part):  # pragma: no cover - compiled
-    """``total += part`` for (16, C, F) arrays, as a loop: inside a parallel loop an array
-    expression becomes a nested parallel loop, which takes Numba seconds to compile."""
-    for i in range(total.shape[0]):
-        for j in range(total.shape[1]):
-            for k in range(total.shape[2]):
-                total[i, j, k] += part[i, j, k]
 
 
 @compiled()
@@ -372,44 +356,58 @@ def _output_gradient_transform_dense(dy, th, tw, dM):  # pragma: no cover - comp
             dM[12, t, f], dM[13, t, f], dM[14, t, f], dM[15, t, f] = u, u + v, u - v, -v
 
 
-@compiled(parallel=True)
-def _winograd_backward_kernel(grad, argmax, dm_of_winner, pooled, x, Ut, top, left, th, tw, dU_parts, dx,
+@compiled()
+def _winograd_backward_kernel(grad, argmax, dm_of_winner, pooled, x, Ut, top, left, th, tw, dU, dx,
                               input_gradient):  # pragma: no cover - compiled
     # Ut (16, F, C) = U transposed. ``pooled``: grad and argmax (N, TH, TW, F), the gradient of each
-    # window's winner; else grad (N, OH, OW, F), every output's. A fixed number of chunks of images,
-    # each with its own partial dU (16, C, F) summed in image order, so the result does not depend on
-    # the threads.
+    # window's winner; else grad (N, OH, OW, F), every output's. The run's images' shares of dU
+    # (16, C, F) are added in image order.
     n_total, f_total = grad.shape[0], grad.shape[3]
     c = Ut.shape[2]
     tiles = th * tw
     rows = _plane_rows(tiles)
-    for part in prange(dU_parts.shape[0]):
-        dU = dU_parts[part]
-        dU[:] = 0.0
-        xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
-        V = np.empty((16, rows, c), dtype=x.dtype)
-        dM = np.empty((16, rows, f_total), dtype=x.dtype)
-        dU_image = np.empty((16, c, f_total), dtype=x.dtype)
-        dV = np.empty((16, rows, c), dtype=x.dtype)
-        start, stop = chunk_images(np.int64(part), dU_parts.shape[0], n_total)
-        for n in range(start, stop):
-            _pad_image(x, n, top, left, xp)
-            _input_transform(xp, th, tw, V)
-            if pooled:
-                _output_gradient_transform(grad[n], argmax[n], dm_of_winner, dM)
-            else:
-                _output_gradient_transform_dense(grad[n], th, tw, dM)
+    xp = np.empty((2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    V = np.empty((16, rows, c), dtype=x.dtype)
+    dM = np.empty((16, rows, f_total), dtype=x.dtype)
+    dU_image = np.empty((16, c, f_total), dtype=x.dtype)
+    dV = np.empty((16, rows, c), dtype=x.dtype)
+    for n in range(n_total):
+        _pad_image(x, n, top, left, xp)
+        _input_transform(xp, th, tw, V)
+        if pooled:
+            _output_gradient_transform(grad[n], argmax[n], dm_of_winner, dM)
+        else:
+            _output_gradient_transform_dense(grad[n], th, tw, dM)
+        for xi in range(16):
+            np.dot(V[xi, :tiles].T, dM[xi, :tiles], dU_image[xi])
+        dU += dU_image
+        if input_gradient:
             for xi in range(16):
-                np.dot(V[xi, :tiles].T, dM[xi, :tiles], dU_image[xi])
-            _add_into(dU, dU_image)
-            if input_gradient:
-                for xi in range(16):
-                    np.dot(dM[xi, :tiles], Ut[xi], dV[xi, :tiles])
-                _input_gradient_transform(dV, th, tw, xp)  # xp is free again: reuse it for dxp
-                _crop_image(xp, top, left, dx, n)
+                np.dot(dM[xi, :tiles], Ut[xi], dV[xi, :tiles])
+            _input_gradient_transform(dV, th, tw, xp)  # xp is free again: reuse it for dxp
+            _crop_image(xp, top, left, dx, n)
 
 
-@one_image_at_a_time
+def _backward(grad: np.ndarray, argmax: np.ndarray | None, x: np.ndarray, W: np.ndarray, top: int, left: int,
+              th: int, tw: int, input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(dW, dx)`` by :func:`_winograd_backward_kernel` over fixed runs of images on minicnn's threads,
+    each run with its own partial ``dU``, added in run order (pooled if ``argmax``)."""
+    n, _, _, c = x.shape
+    f = W.shape[3]
+    Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
+    dm_of_winner = DM_OF_WINNER.astype(x.dtype)
+    dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
+    grad, x = np.ascontiguousarray(grad), np.ascontiguousarray(x)
+    with one_blas_thread():  # each image's products on its own thread, never split further by BLAS
+        dU_parts = partials_of_runs(lambda start, stop, dU: _winograd_backward_kernel(
+            grad[start:stop], NO_WINNERS if argmax is None else argmax[start:stop], dm_of_winner,
+            argmax is not None, x[start:stop], Ut, top, left, th, tw, dU,
+            dx[start:stop] if input_gradient else dx, input_gradient), n, (16, c, f), x.dtype)
+    dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
+    dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
+    return dW, (dx if input_gradient else None)
+
+
 def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
                                 pads: tuple, pool: int, pool_stride: int,
                                 input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -431,45 +429,22 @@ def conv_pool_backward_winograd(d: np.ndarray, argmax: np.ndarray, x: np.ndarray
     if (pool, pool_stride) != (2, 2):
         raise ValueError("conv_pool_backward_winograd: pool and pool_stride must be 2; "
                          f"got {pool} and {pool_stride}")
-    n, _, _, c = x.shape
-    f = W.shape[3]
     top, _, left, _ = pads
-    chunks = fixed_chunks(n)
-    Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
-    dU_parts = np.empty((chunks, 16, c, f), dtype=x.dtype)
-    dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    with one_blas_thread():
-        _winograd_backward_kernel(np.ascontiguousarray(d), argmax, DM_OF_WINNER.astype(x.dtype), True,
-                                  np.ascontiguousarray(x), Ut, top, left, d.shape[1], d.shape[2], dU_parts,
-                                  dx, input_gradient)
-    dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
-    dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
-    return dW, (dx if input_gradient else None)
+    return _backward(d, argmax, x, W, top, left, d.shape[1], d.shape[2], input_gradient)
 
 
-@one_image_at_a_time
 def conv_backward_winograd(dz: np.ndarray, x: np.ndarray, W: np.ndarray, pads: tuple,
                            input_gradient: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """``(dW, dx)`` of :func:`conv_forward_winograd` from ``dz`` = dL/d(rows), (N*OH*OW, F).
 
     The contract of :func:`minicnn.fused.conv_block_kernels.conv_backward_blocked` with strides
     ``(1, 1)``; the same transforms backwards as :func:`conv_pool_backward_winograd`, with every
-    output carrying gradient: ``dM = A dY A^T`` for each tile's 2x2 ``dY``. Chunks of images fixed by
-    the batch size have their own partial ``dU``, summed in chunk order.
+    output carrying gradient: ``dM = A dY A^T`` for each tile's 2x2 ``dY``. Runs of images fixed by
+    the batch size have their own partial ``dU``, added in run order.
     """
     _check_3x3("conv_backward_winograd", W)
     top, bottom, left, right = pads
-    n, h, w, c = x.shape
-    f = W.shape[3]
+    n, h, w, _ = x.shape
     oh, ow = conv_output_size(h, 3, 1, top, bottom), conv_output_size(w, 3, 1, left, right)
-    Ut = np.ascontiguousarray(transform_filters(W.astype(x.dtype, copy=False)).transpose(0, 2, 1))
-    dU_parts = np.empty((fixed_chunks(n), 16, c, f), dtype=x.dtype)
-    dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
-    dy = np.ascontiguousarray(dz).reshape(n, oh, ow, f)
-    with one_blas_thread():
-        _winograd_backward_kernel(dy, NO_WINNERS, DM_OF_WINNER.astype(x.dtype), False,
-                                  np.ascontiguousarray(x), Ut, top, left, *tile_grid(oh, ow), dU_parts, dx,
-                                  input_gradient)
-    dU = dU_parts.sum(axis=0).reshape(4, 4, c, f)
-    dW = np.einsum("ik,ijcf,jl->klcf", G, dU, G).astype(W.dtype, copy=False)
-    return dW, (dx if input_gradient else None)
+    dy = np.ascontiguousarray(dz).reshape(n, oh, ow, W.shape[3])
+    return _backward(dy, None, x, W, top, left, *tile_grid(oh, ow), input_gradient)

@@ -37,15 +37,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F], F]:
+def compiled(reassociate: bool = False) -> Callable[[F], F]:
     """Numba's ``njit`` as every minicnn kernel uses it.
 
     ``cache``: compiled once and cached on disk, wherever :mod:`minicnn._numba_cache`
     found a writable folder; ``nogil``: a kernel runs without Python's GIL, so minicnn's
     threads (:func:`minicnn.threads.for_each_block`) run kernels side by side;
     ``error_model="numpy"``: no Python-style zero-division checks, which would stop loops
-    from vectorizing (no kernel divides by anything that can be 0). ``parallel=True`` for
-    kernels with ``prange`` loops. ``reassociate=True`` lets LLVM reorder floating-point sums
+    from vectorizing (no kernel divides by anything that can be 0). No kernel is
+    ``parallel=True``: each runs on one thread, over a run of images or rows, and minicnn's
+    threads share the runs out (:func:`minicnn.threads.for_each_run`); Numba's ``prange``
+    lowering took about as long to compile as all the rest. Inside a loop a kernel indexes
+    arrays rather than making views of them where it can: each view costs two atomic
+    reference-count updates. ``reassociate=True`` lets LLVM reorder floating-point sums
     (fast-math ``reassoc`` only), so that a loop summing into one value runs as several SIMD
     partial sums; the rounding then depends on the vector width the machine's code uses, never
     on the thread count.
@@ -54,7 +58,7 @@ def compiled(parallel: bool = False, reassociate: bool = False) -> Callable[[F],
 
     from minicnn._numba_cache import CACHE
 
-    return njit(parallel=parallel, cache=CACHE, nogil=True, error_model="numpy",
+    return njit(cache=CACHE, nogil=True, error_model="numpy",
                 fastmath={"reassoc"} if reassociate else False)
 
 

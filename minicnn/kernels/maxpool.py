@@ -8,9 +8,9 @@ call one or the other by the active implementation (:mod:`minicnn.implementation
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from minicnn.kernels import compiled, conv_output_size, pair, window_slice
+from minicnn.threads import for_each_run
 
 
 def maxpool_forward_reference(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,10 +53,10 @@ def maxpool_backward_reference(
     return dx
 
 
-@compiled(parallel=True)
+@compiled()
 def _maxpool_forward_kernel(x, pool, stride, out, argmax):  # pragma: no cover - compiled
     n, oh, ow, c = out.shape
-    for b in prange(n):
+    for b in range(n):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
@@ -79,14 +79,22 @@ def maxpool_forward_numba(x: np.ndarray, pool: int, stride: int) -> tuple[np.nda
     ow = conv_output_size(w, pool, stride, 0, 0)
     out = np.empty((n, oh, ow, c), dtype=x.dtype)
     argmax = np.empty((n, oh, ow, c), dtype=np.uint8)
-    _maxpool_forward_kernel(np.ascontiguousarray(x), pool, stride, out, argmax)
+    maxpool_forward_into(x, pool, stride, out, argmax)
     return out, argmax
 
 
-@compiled(parallel=True)
+def maxpool_forward_into(x: np.ndarray, pool: int, stride: int, out: np.ndarray, argmax: np.ndarray) -> None:
+    """:func:`maxpool_forward_numba` into ``out`` and ``argmax`` (N, OH, OW, C), fixed runs of images
+    side by side on minicnn's threads (:func:`minicnn.threads.for_each_run`)."""
+    x = np.ascontiguousarray(x)
+    for_each_run(lambda start, stop: _maxpool_forward_kernel(
+        x[start:stop], pool, stride, out[start:stop], argmax[start:stop]), x.shape[0])
+
+
+@compiled()
 def _maxpool_backward_kernel(dout, argmax, pool, stride, dx):  # pragma: no cover - compiled
     n, oh, ow, c = dout.shape
-    for b in prange(n):
+    for b in range(n):
         dx[b] = 0.0
         for i in range(oh):
             for j in range(ow):
@@ -100,7 +108,9 @@ def maxpool_backward_numba(
 ) -> np.ndarray:
     """Numba version of :func:`maxpool_backward_reference`."""
     dx = np.empty(x_shape, dtype=dout.dtype)
-    _maxpool_backward_kernel(np.ascontiguousarray(dout), argmax, pool, stride, dx)
+    dout = np.ascontiguousarray(dout)
+    for_each_run(lambda start, stop: _maxpool_backward_kernel(
+        dout[start:stop], argmax[start:stop], pool, stride, dx[start:stop]), dout.shape[0])
     return dx
 
 

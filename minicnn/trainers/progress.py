@@ -25,11 +25,11 @@ __all__ = ["EpochBar", "compiling_notice", "epoch_line", "minicnn_kernels", "res
 
 VERBOSE = (0, 1, 2, "auto")
 
-SECONDS_TO_COMPILE = {True: 3.0, False: 0.3}
-"""Rough seconds to compile one kernel on 2 idle cores, by whether it has ``prange`` loops
-(``parallel=True``): a cold start of the seed model compiles 4 of those and 15 others in 15-17 s.
-The estimate counts every minicnn kernel not yet compiled, so it is an upper bound for one model
-(about 33 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
+SECONDS_TO_COMPILE = 0.3
+"""Rough seconds to compile one minicnn kernel on 2 idle cores (none has ``prange`` loops, which
+take Numba several times longer): a cold start of the seed model compiles 30-odd in 9-11 s. The
+estimate counts every minicnn kernel not yet compiled, so it is an upper bound for one model
+(about 11 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
 
 
 def resolve_verbose(verbose: int | str, where: str) -> int:
@@ -100,8 +100,7 @@ def estimated_compile_seconds(compiling) -> float:
     """Rough seconds to compile ``compiling`` (a kernel) and the minicnn kernels neither loaded nor
     in the disk cache: an upper bound, as a model uses only some of them."""
     cold = {kernel for kernel in minicnn_kernels() if not kernel.signatures and not _on_disk(kernel)}
-    return sum(SECONDS_TO_COMPILE[bool(kernel.targetoptions.get("parallel"))]
-               for kernel in cold | {compiling})
+    return SECONDS_TO_COMPILE * len(cold | {compiling})
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 and the element-wise bias + ReLU + dropout ones) compute what ``im2col @ W`` followed by max-pooling,
 and the layers' backward, compute."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given
@@ -106,3 +107,25 @@ def test_images_per_block_fills_the_block_and_is_at_least_one():
     per_image = 14 * 14 * 288 * 4
     assert fast.images_per_block(14, 14, 288, 4) == fast.BLOCK_BYTES // per_image
     assert fast.images_per_block(1000, 1000, 288, 8) == 1
+
+
+@pytest.mark.parametrize(("channels", "stride"), [(1, 1), (4, 1), (8, 2)])  # small window, Winograd, by rows
+def test_pooled_conv_is_the_same_with_one_or_two_threads(channels, stride):
+    # Each run of images adds its own partial dW; the runs depend on the batch alone, so do the sums.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((21, 9, 9, channels)).astype(np.float32)
+    W = rng.standard_normal((3, 3, channels, 5)).astype(np.float32)
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            pooled, argmax = fast.conv_pool_forward_numba(x, W, stride, (1, 1, 1, 1), 2, 2)
+            d = np.random.default_rng(6).standard_normal(argmax.shape).astype(np.float32)
+            results.append((pooled, argmax, *fast.conv_pool_backward_numba(d, argmax, x, W, stride,
+                                                                           (1, 1, 1, 1), 2, 2)))
+    finally:
+        numba.set_num_threads(threads)
+    for result in results[1:]:
+        for got, first in zip(result, results[0], strict=True):
+            np.testing.assert_array_equal(got, first)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from example_models import tiny_data, tiny_model
 
+from minicnn.trainers import progress
 from minicnn.trainers.progress import EpochBar, compiling_notice, resolve_verbose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,22 +99,23 @@ def test_the_first_batch_counts_as_done():
         assert bar.bar.n == 2 and "loss" in str(bar.bar.postfix)
 
 
-def test_a_compiling_kernel_is_announced_once_before_it_compiles(capsys):
+def test_a_compiling_kernel_is_announced_once_before_it_compiles(capsys, monkeypatch):
     import numpy as np
-    from numba import njit, prange
+    from numba import njit
 
     def kernel(x):  # pragma: no cover - compiled
-        for i in prange(x.shape[0]):
+        for i in range(x.shape[0]):
             x[i] += 1.0
 
     kernel.__module__ = "minicnn.kernels.made_in_a_test"  # as if one of minicnn's kernels
-    compiled = njit(parallel=True)(kernel)
+    monkeypatch.setattr(progress, "SECONDS_TO_COMPILE", 2.0)  # said only beyond a second
+    compiled = njit(kernel)
     x = np.zeros(4)
     bar = EpochBar("Epoch 1/1", 3, shown=False)
     with compiling_notice(False, bar):  # verbose=0: nothing said
         compiled(x)
     assert capsys.readouterr().out == ""
-    compiled = njit(parallel=True)(kernel)
+    compiled = njit(kernel)
     with compiling_notice(True, bar):
         compiled(x)
         compiled(x.astype(np.float32))  # a second signature compiles too, and is not announced again
