@@ -25,11 +25,11 @@ __all__ = ["EpochBar", "compiling_notice", "epoch_line", "minicnn_kernels", "res
 
 VERBOSE = (0, 1, 2, "auto")
 
-SECONDS_TO_COMPILE = 0.3
+SECONDS_TO_COMPILE = 0.4
 """Rough seconds to compile one minicnn kernel on 2 idle cores (none has ``prange`` loops, which
-take Numba several times longer): a cold start of the seed model compiles 30-odd in 9-11 s. The
-estimate counts every minicnn kernel not yet compiled, so it is an upper bound for one model
-(about 11 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
+take Numba about twice as long): a cold start of the seed model compiles 26 kernel versions in
+10-15 s. The estimate counts every minicnn kernel not yet compiled, so it is an upper bound for
+one model (about 15 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
 
 
 def resolve_verbose(verbose: int | str, where: str) -> int:
