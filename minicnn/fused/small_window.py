@@ -4,7 +4,8 @@ A window of 9 values (3x3, one channel) is too short a loop for SIMD, and loopin
 the filters innermost keeps their accumulators in memory. So each image is split into
 *phase planes* (:class:`SmallWindowPlan`), in which every tap of every pool-window
 offset is a constant shift: the convolution becomes long contiguous loops over all
-pooled positions, 4 filters and 3 taps per pass. The backward pass reuses the planes.
+pooled positions, 4 filters and 3 taps per pass, each multiply-add one FMA instruction
+(``compiled(contract=True)``). The backward pass reuses the planes.
 Called by the dispatchers in :mod:`minicnn.fused.conv_pool_kernels`, whose contract
 they share; ``tests/fused/test_small_window.py`` proves them equal to the definition.
 """
@@ -90,7 +91,7 @@ def _phase_planes(x, step, top, left, hq, wq):  # pragma: no cover - compiled
     return planes
 
 
-@compiled()
+@compiled(contract=True)
 def _correlate(planes, plane, shift, weights, f0, y):  # pragma: no cover - compiled
     # y (4, size) = the convolution of filters f0..f0+3 at one window offset, its (T,) taps
     # `plane` and `shift` summed in order (as a plain loop over taps would), 3 taps per pass.
@@ -123,7 +124,8 @@ def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, h
                                     out, argmax):  # pragma: no cover - compiled
     # Per image of a run: the phase planes; per 4 filters and window offset k, the convolution
     # planes y (4, PH*WQ) (_correlate), folded into the running maxima (first maximum wins),
-    # which are then written out (F', PH*WQ) -> (PH, PW, F).
+    # which are then written out (F', PH*WQ) -> (PH, PW, F). A 1x1 pool (a ConvBlock's plain
+    # convolution) has one offset: its planes are the output and every argmax is 0.
     n_total, ph, pw, f_total = out.shape
     offsets, filters = plane.shape[0], weights.shape[1]
     size = ph * wq
@@ -134,7 +136,8 @@ def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, h
         planes = _phase_planes(x[n], step, top, left, hq, wq)
         for f0 in range(0, filters, 4):
             _correlate(planes, plane[0], shift[0], weights, f0, best[f0:f0 + 4])
-            arg[f0:f0 + 4] = 0
+            if offsets > 1:
+                arg[f0:f0 + 4] = 0
             for k in range(1, offsets):
                 _correlate(planes, plane[k], shift[k], weights, f0, y)
                 for g in range(4):
@@ -146,7 +149,12 @@ def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, h
             for pj in range(pw):
                 for f in range(f_total):
                     out[n, pi, pj, f] = best[f, pi * wq + pj]
-                    argmax[n, pi, pj, f] = arg[f, pi * wq + pj]
+                if offsets > 1:
+                    for f in range(f_total):
+                        argmax[n, pi, pj, f] = arg[f, pi * wq + pj]
+                else:
+                    for f in range(f_total):
+                        argmax[n, pi, pj, f] = 0
 
 
 @compiled()
@@ -161,7 +169,7 @@ def _gradient_planes(d, argmax, wq, g):  # pragma: no cover - compiled
                 g[argmax[pi, pj, f], f, pi * wq + pj] = d[pi, pj, f]
 
 
-@compiled(reassociate=True)
+@compiled(reassociate=True, contract=True)
 def _correlate_gradient(planes, plane, shift, g, f0, dW):  # pragma: no cover - compiled
     # dW (T, F') += for filters f0..f0+3 and each of one window offset's (T,) taps: the sum over
     # positions p of g[f, p] * planes[plane[t], shift[t] + p], 3 taps per pass.
@@ -199,7 +207,7 @@ def _correlate_gradient(planes, plane, shift, g, f0, dW):  # pragma: no cover - 
         dW[t + 2, f0 + 3] += c3
 
 
-@compiled()
+@compiled(contract=True)
 def _spread_gradient(g, plane, shift, weights, dplanes):  # pragma: no cover - compiled
     # The input gradient in phase planes: for each of one window offset's taps t,
     # dplanes[plane[t], shift[t] + p] += sum over filters f of weights[t, f] * g[f, p].

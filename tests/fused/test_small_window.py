@@ -21,6 +21,8 @@ SMALL_WINDOW_CASES = [
     (2, 10, 9, 1, 7, 2, 2, False, 3, 3),  # 2x2 kernel, STEP 6
     (2, 9, 10, 2, 3, 3, 1, False, 3, 1),  # overlapping pools
     (1, 6, 7, 1, 4, 1, 1, False, 2, 3),  # 1x1 kernel, pools with gaps between them
+    (2, 9, 8, 3, 5, 3, 1, True, 1, 1),  # a 1x1 pool: a ConvBlock's plain convolution, every argmax 0
+    (2, 12, 11, 1, 6, 5, 1, True, 1, 1),  # LeNet-5's first convolution: 5x5, 6 filters, unpooled
 ]
 
 
