@@ -55,21 +55,22 @@ def maxpool_backward_reference(
 
 @compiled()
 def _maxpool_forward_kernel(x, pool, stride, out, argmax):  # pragma: no cover - compiled
+    # Channels innermost: each window offset is one branch-free loop over the channels that
+    # compares and selects, which vectorizes (a loop over the window per channel does not).
     n, oh, ow, c = out.shape
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
-                    best = x[b, i * stride, j * stride, ch]
-                    best_k = 0
-                    for di in range(pool):
-                        for dj in range(pool):
-                            v = x[b, i * stride + di, j * stride + dj, ch]
-                            if v > best:
-                                best = v
-                                best_k = di * pool + dj
-                    out[b, i, j, ch] = best
-                    argmax[b, i, j, ch] = best_k
+                    out[b, i, j, ch] = x[b, i * stride, j * stride, ch]
+                    argmax[b, i, j, ch] = 0
+                for k in range(1, pool * pool):
+                    r, s = i * stride + k // pool, j * stride + k % pool
+                    for ch in range(c):
+                        v = x[b, r, s, ch]
+                        better = v > out[b, i, j, ch]  # strict: on ties the first maximum stays
+                        out[b, i, j, ch] = v if better else out[b, i, j, ch]
+                        argmax[b, i, j, ch] = k if better else argmax[b, i, j, ch]
 
 
 def maxpool_forward_numba(x: np.ndarray, pool: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,14 +94,23 @@ def maxpool_forward_into(x: np.ndarray, pool: int, stride: int, out: np.ndarray,
 
 @compiled()
 def _maxpool_backward_kernel(dout, argmax, pool, stride, dx):  # pragma: no cover - compiled
+    # Per window offset k, one branch-free loop over the channels adds dout where k won, else 0
+    # (windows that overlap add up; inputs no window covers stay 0).
     n, oh, ow, c = dout.shape
+    _, h, w, _ = dx.shape
+    zero = dout.dtype.type(0)
     for b in range(n):
-        dx[b] = 0.0
+        for r in range(h):
+            for s in range(w):
+                for ch in range(c):
+                    dx[b, r, s, ch] = zero
         for i in range(oh):
             for j in range(ow):
-                for ch in range(c):
-                    k = argmax[b, i, j, ch]
-                    dx[b, i * stride + k // pool, j * stride + k % pool, ch] += dout[b, i, j, ch]
+                for k in range(pool * pool):
+                    r, s = i * stride + k // pool, j * stride + k % pool
+                    for ch in range(c):
+                        won = argmax[b, i, j, ch] == k
+                        dx[b, r, s, ch] += dout[b, i, j, ch] if won else zero
 
 
 def maxpool_backward_numba(
