@@ -138,6 +138,18 @@ def test_partials_of_runs_gives_each_run_its_own_row_starting_at_zero(n):
     assert partial.tolist() == [[stop - start, sum(range(start, stop))] for start, stop in bounds]
 
 
+@pytest.mark.parametrize(("shape", "dtype"),
+                         [((2, 32), np.float64), ((3,), np.float32), ((27, 32), np.float32)])
+def test_partials_of_runs_keeps_the_rows_apart(shape, dtype):
+    # each row C-contiguous (a kernel writes it as one array), and ROW_GAP bytes or more from the next
+    rows = []
+    partial = threads.partials_of_runs(lambda start, stop, part: rows.append(part), 40, shape, dtype)
+    assert partial.shape == (threads.runs(40), *shape) and partial.dtype == dtype
+    assert all(row.flags.c_contiguous and np.shares_memory(row, partial) for row in rows)
+    row_bytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    assert partial.strides[0] >= row_bytes + threads.ROW_GAP
+
+
 @needs_two
 def test_a_block_that_shares_out_blocks_of_its_own_runs_them_on_its_own_thread():
     # Waiting for the pool from one of its own threads could wait forever: the nested blocks run serially.
