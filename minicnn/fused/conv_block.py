@@ -188,10 +188,30 @@ class ConvBlock(FusedStep):
             cache.update(norm_input=rows, center=center, inv_std=inv_std, batch_statistics=batch_statistics)
         return center, inv_std
 
+    @property
+    def max_pool_into_norm(self) -> bool:
+        """Whether the backward goes from the pooled gradient straight into BatchNormalization's
+        (:func:`~minicnn.fused.conv_block_kernels.max_pool_norm_backward`): max-pooling with windows
+        that neither overlap nor leave gaps, and a ReLU or nothing on either side of the normalisation."""
+        pool = self.pool
+        if self.norm is None or not isinstance(pool, MaxPooling2D) or pool.pool_size != pool.strides:
+            return False
+        if self.normalizes_before_activation:
+            return self.activation in (None, "linear", "relu")
+        return self.conv.activation == "relu"
+
     def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         conv, norm, pool = self.conv, self.norm, self.pool
         y = c["y"]
         d = dout if c["mask"] is None else dout * c["mask"]
+        if self.max_pool_into_norm:
+            relu_after = self.normalizes_before_activation and self.activation == "relu"
+            dz, dbeta, dgamma, bias = fast.max_pool_norm_backward(
+                d, c["argmax"], pool.pool_size, c["norm_input"].reshape(y.shape), c["center"], c["inv_std"],
+                norm.params["gamma"], c["batch_statistics"], c["a"].reshape(y.shape) if relu_after else None,
+                relu_before=not self.normalizes_before_activation)
+            grads = {f"{norm.name}/gamma": dgamma, f"{norm.name}/beta": dbeta}
+            return self._conv_backward(dz, bias, c, grads)
         if isinstance(pool, MaxPooling2D):
             d = maxpool_backward_numba(d, c["argmax"], y.shape, pool.pool_size, pool.strides)
         elif isinstance(pool, AveragePooling2D):
@@ -214,6 +234,12 @@ class ConvBlock(FusedStep):
                 da, dbeta, dgamma = fast.activation_norm_backward(dy, dy, None, statistics)
                 dz, db, _ = fast.activation_norm_backward(da, a, self.activation)
             grads[f"{norm.name}/gamma"], grads[f"{norm.name}/beta"] = dgamma, dbeta
+        return self._conv_backward(dz, db, c, grads)
+
+    def _conv_backward(self, dz: np.ndarray, db: np.ndarray | None, c: dict,
+                       grads: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict]:
+        """The convolution's backward from ``dz`` (rows); ``db``: its bias's gradient, dz's column sums."""
+        conv = self.conv
         dW, dx = fast.conv_backward(dz, c["x"], conv.params["kernel"], conv.strides, conv.pads,
                                     self.input_gradient)
         grads[f"{conv.name}/kernel"] = dW

@@ -18,6 +18,8 @@ handled as rows, (N*OH*OW, F), one row per output pixel, one column per filter.
   activation (``center = mean - b``, ``scale = gamma / sqrt(var + eps)``, ``shift = beta``).
 - :func:`activation_norm_backward`: the activation's backward, then BatchNormalization's,
   in two passes (the channel sums, then ``dz``) instead of the layers' five.
+- :func:`max_pool_norm_backward`: the same behind a max-pool of stride = size, from the pooled
+  gradient: the sums over the windows' winners, then one pass over the inputs.
 - :func:`avgpool_forward_numba` / :func:`avgpool_backward_numba`: AveragePooling2D in one pass.
 
 The passes over the rows cut them into a fixed number of runs (:func:`minicnn.threads.for_each_run`)
@@ -387,6 +389,96 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
     for_each_run(lambda start, stop: _norm_input_gradient_kernel(
         dy[start:stop], z[start:stop], center, inv_std, k, m, dbeta, dgamma, batch_statistics), da.shape[0])
     return dy, dbeta, dgamma
+
+
+@compiled()
+def _pooled_norm_sums_kernel(d, argmax, pool, norm_input, center, inv_std, a, relu_after,
+                             sums):  # pragma: no cover - compiled
+    # dbeta, dgamma of BatchNormalization from the gradient d (N, PH, PW, F) of a max-pool behind it:
+    # only each window's winner has dy != 0. Per window and offset, one branch-free loop over the
+    # channels (it vectorizes; gathering each winner by its argmax would not).
+    n, ph, pw, f = d.shape
+    zero = d.dtype.type(0)
+    for b in range(n):
+        for i in range(ph):
+            for j in range(pw):
+                for k in range(pool * pool):
+                    r, s = i * pool + k // pool, j * pool + k % pool
+                    for ch in range(f):
+                        dy = d[b, i, j, ch] if argmax[b, i, j, ch] == k else zero
+                        if relu_after:
+                            dy = dy if a[b, r, s, ch] > 0 else zero
+                        sums[0, ch] += dy
+                        sums[1, ch] += dy * ((norm_input[b, r, s, ch] - center[ch]) * inv_std[ch])
+
+
+@compiled()
+def _pooled_norm_input_gradient_kernel(d, argmax, pool, norm_input, center, inv_std, a, relu_after,
+                                       relu_before, k, m, dbeta, dgamma, batch_statistics, dz,
+                                       bias_sums):  # pragma: no cover - compiled
+    # One pass over the inputs (N, OH, OW, F): dy (the window's gradient where this input won it,
+    # else 0), BatchNormalization's dz, then a ReLU's before it; the bias's sums on the way.
+    n, oh, ow, f = dz.shape
+    _, ph, pw, _ = d.shape
+    zero = dz.dtype.type(0)
+    for b in range(n):
+        for r in range(oh):
+            i = r // pool
+            for s in range(ow):
+                j = s // pool
+                inside = i < ph and j < pw  # rows and columns past the last window get no dy
+                offset = (r % pool) * pool + s % pool
+                for ch in range(f):
+                    dy = zero
+                    if inside and argmax[b, i, j, ch] == offset:
+                        dy = d[b, i, j, ch]
+                        if relu_after:
+                            dy = dy if a[b, r, s, ch] > 0 else zero
+                    if batch_statistics:
+                        x_hat = (norm_input[b, r, s, ch] - center[ch]) * inv_std[ch]
+                        g = k[ch] * (m * dy - dbeta[ch] - x_hat * dgamma[ch])
+                    else:
+                        g = dy * k[ch]
+                    if relu_before:
+                        g = g if norm_input[b, r, s, ch] > 0 else zero
+                    dz[b, r, s, ch] = g
+                    bias_sums[ch] += g
+
+
+def max_pool_norm_backward(d: np.ndarray, argmax: np.ndarray, pool: int, norm_input: np.ndarray,
+                           center: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray, batch_statistics: bool,
+                           relu_after: np.ndarray | None, relu_before: bool
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From ``d`` = dL/d(pooled) to ``dz``: the backward of ``[ReLU ->] BatchNormalization [-> ReLU] ->
+    MaxPooling2D(pool)`` (windows ``pool`` x ``pool``, stride ``pool``), with no dense ``dy`` in between.
+
+    d, argmax (N, PH, PW, F): the pool's gradient and winners; norm_input (N, OH, OW, F):
+    BatchNormalization's input, remade into ``x_hat = (norm_input - center) * inv_std``;
+    ``relu_after``: the output (N, OH, OW, F) of a ReLU between BatchNormalization and the pool,
+    else None; ``relu_before``: BatchNormalization's input is a ReLU's output. ``dbeta`` and
+    ``dgamma`` are sums over the winners alone (the only inputs with dy != 0), then one pass over
+    the inputs computes ``dz`` as :func:`activation_norm_backward` does. Returns
+    ``(dz, dbeta, dgamma, bias)``: dz rows (N*OH*OW, F) and ``bias`` = the column sums of dz.
+    """
+    t = d.dtype.type
+    n, ph, pw, f = d.shape
+    center, inv_std = center.astype(t), inv_std.astype(t)
+    a = np.zeros((1, 1, 1, 1), dtype=d.dtype) if relu_after is None else relu_after
+    d, argmax = np.ascontiguousarray(d), np.ascontiguousarray(argmax)
+    partial = partials_of_runs(lambda start, stop, sums: _pooled_norm_sums_kernel(
+        d[start:stop], argmax[start:stop], pool, norm_input[start:stop], center, inv_std,
+        a if relu_after is None else a[start:stop], relu_after is not None, sums), n, (2, f), np.float64)
+    sums = _added_in_order(partial).astype(t)
+    dbeta, dgamma = sums[0], sums[1]
+    scale = gamma * inv_std
+    m = t(norm_input.size // f)
+    k = scale / m if batch_statistics else scale
+    dz = np.empty(norm_input.shape, dtype=d.dtype)
+    bias = partials_of_runs(lambda start, stop, bias_sums: _pooled_norm_input_gradient_kernel(
+        d[start:stop], argmax[start:stop], pool, norm_input[start:stop], center, inv_std,
+        a if relu_after is None else a[start:stop], relu_after is not None, relu_before, k, m, dbeta,
+        dgamma, batch_statistics, dz[start:stop], bias_sums), n, (f,), np.float64)
+    return dz.reshape(-1, f), dbeta, dgamma, _added_in_order(bias).astype(t)
 
 
 # --------------------------------------------------------------------------- average pooling

@@ -51,7 +51,19 @@ def random_configuration(seed: int) -> dict:
     return config
 
 
-CONFIGURATIONS = [random_configuration(seed) for seed in range(40)]
+MAX_POOL_INTO_NORM = [  # max-pooling's gradient straight into BatchNormalization's backward
+    # the CIFAR-10 example's order, Conv2D -> BatchNormalization -> ReLU -> MaxPool; an odd height leaves
+    # a row no window covers
+    {"n": 2, "h": 9, "w": 8, "c": 3, "f": 5, "k": 3, "strides": 1, "padding": "same", "use_bias": True,
+     "conv_activation": None, "norm": "trainable", "act": "relu", "pool": "max2", "dropout": True},
+    # the tutorials' order, Conv2D(relu) -> BatchNormalization -> MaxPool
+    {"n": 3, "h": 8, "w": 9, "c": 1, "f": 4, "k": 3, "strides": 1, "padding": "valid", "use_bias": True,
+     "conv_activation": "relu", "norm": "trainable", "act": None, "pool": "max2", "dropout": False},
+    # no activation; moving statistics
+    {"n": 2, "h": 7, "w": 7, "c": 5, "f": 3, "k": 2, "strides": 1, "padding": "valid", "use_bias": False,
+     "conv_activation": None, "norm": "frozen", "act": None, "pool": "max2", "dropout": True},
+]
+CONFIGURATIONS = [random_configuration(seed) for seed in range(40)] + MAX_POOL_INTO_NORM
 POOLS = {"max2": lambda: MaxPool2D(2), "max3s2": lambda: MaxPool2D(3, 2), "avg2": lambda: AveragePooling2D(2),
          "avg23s12": lambda: AveragePooling2D((2, 3), (1, 2)), "global": GlobalAveragePooling2D}
 
@@ -150,6 +162,15 @@ def test_the_table_covers_every_form():
     assert seen["conv_activation"] >= {"relu", "tanh", "sigmoid"}
     orders = {(c["norm"] is not None, c["conv_activation"] is not None) for c in CONFIGURATIONS}
     assert (True, True) in orders and (True, False) in orders  # BN after the conv's activation, and before
+
+
+def test_max_pooling_feeds_batch_normalization_only_where_the_fused_backward_applies():
+    for config in MAX_POOL_INTO_NORM:
+        block = ConvBlock.starting_at(make_layers(config, np.float32)[0], 0)
+        assert block.max_pool_into_norm, describe(config)
+    for change in ({"pool": "max3s2"}, {"act": "tanh"}, {"norm": None}, {"pool": "avg2"}):
+        config = dict(MAX_POOL_INTO_NORM[0], **change)
+        assert not ConvBlock.starting_at(make_layers(config, np.float32)[0], 0).max_pool_into_norm, change
 
 
 def test_the_first_step_skips_the_input_gradient_and_the_layers_can_take_over():

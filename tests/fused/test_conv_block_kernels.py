@@ -9,6 +9,7 @@ from minicnn import AveragePooling2D, Conv2D
 from minicnn.fused import conv_block_kernels as fast
 from minicnn.implementation import use
 from minicnn.kernels.im2col import col2im_reference, im2col_reference
+from minicnn.kernels.maxpool import maxpool_forward_numba
 
 
 def conv_case(n, h, w, c, f, k, strides, padding, seed=0, dtype=np.float64):
@@ -122,6 +123,27 @@ def test_the_convolution_is_the_same_with_one_or_two_threads(case):
     for result in results[1:]:
         for a, b in zip(result, results[0], strict=True):
             np.testing.assert_array_equal(a, b)  # fixed chunks: the same sums in the same order
+
+
+def test_the_max_pool_norm_backward_is_the_same_with_one_or_two_threads():
+    """Its sums are kept per fixed run of images and added in run order."""
+    rng = np.random.default_rng(8)
+    norm_input = rng.standard_normal((40, 6, 7, 5)).astype(np.float32)
+    _, argmax = maxpool_forward_numba(norm_input, 2, 2)
+    d = rng.standard_normal(argmax.shape).astype(np.float32)
+    center, inv_std, gamma = (rng.uniform(0.5, 1.5, 5).astype(np.float32) for _ in range(3))
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            results.append(fast.max_pool_norm_backward(d, argmax, 2, norm_input, center, inv_std, gamma, True,
+                                                       np.maximum(norm_input, 0), relu_before=False))
+    finally:
+        numba.set_num_threads(threads)
+    for result in results[1:]:
+        for a, b in zip(result, results[0], strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_channel_moments_keep_their_digits_when_the_mean_is_large():
