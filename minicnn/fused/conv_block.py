@@ -114,46 +114,67 @@ class ConvBlock(FusedStep):
     # ------------------------------------------------------------------ the fast implementation
 
     def _forward_fast(self, x: np.ndarray, training: bool) -> tuple[np.ndarray, dict]:
-        conv, norm = self.conv, self.norm
+        conv, norm, pool = self.conv, self.norm, self.pool
         W, f = conv.params["kernel"], conv.filters
-        n = x.shape[0]
-        oh, ow, _ = conv.output_shape
+        shape = (x.shape[0], *conv.output_shape)
         bias = conv.params.get("bias", np.zeros(f, dtype=W.dtype))
         ones, zeros = np.ones(f, dtype=W.dtype), np.zeros(f, dtype=W.dtype)
         cache: dict = {"implementation": "fast", "x": x}
+        # the last pass over the rows, y = act((rows - center) * scale + shift), may write over its input
         if norm is None:
             z = fast.conv_forward(x, W, conv.strides, conv.pads)
-            a = y = fast.affine_activate(z, -bias, ones, zeros, self.activation, out=z)
+            a, last, in_place = None, (z, -bias, ones, zeros, self.activation), True
         elif self.normalizes_before_activation and not training:
             kernel, folded_bias = self.folded_weights()
             z = fast.conv_forward(x, kernel, conv.strides, conv.pads)
-            a = y = fast.affine_activate(z, -folded_bias, ones, zeros, self.activation, out=z)
+            a, last, in_place = None, (z, -folded_bias, ones, zeros, self.activation), True
         elif self.normalizes_before_activation:
             z = fast.conv_forward(x, W, conv.strides, conv.pads)
             center, inv_std = self._normalization_statistics(z, bias, cache)
-            a = y = fast.affine_activate(z, center, norm.params["gamma"] * inv_std, norm.params["beta"],
-                                         self.activation)
+            a, last, in_place = None, (z, center, norm.params["gamma"] * inv_std, norm.params["beta"],
+                                       self.activation), False
         else:  # the Conv2D's own activation, then BatchNormalization of its output
             z = fast.conv_forward(x, W, conv.strides, conv.pads)
             a = fast.affine_activate(z, -bias, ones, zeros, self.activation, out=z)
             center, inv_std = self._normalization_statistics(a, zeros, cache if training else None)
-            y = fast.affine_activate(a, center, norm.params["gamma"] * inv_std, norm.params["beta"], None)
-        y = y.reshape(n, oh, ow, f)
-        out = y
-        if isinstance(self.pool, MaxPooling2D):
-            out, cache["argmax"] = maxpool_forward_numba(y, self.pool.pool_size, self.pool.strides)
-        elif isinstance(self.pool, AveragePooling2D):
-            out = fast.avgpool_forward_numba(y, self.pool.pool_size, self.pool.strides)
-        elif isinstance(self.pool, GlobalAveragePooling2D):
-            out = y.mean(axis=(1, 2))
+            last, in_place = (a, center, norm.params["gamma"] * inv_std, norm.params["beta"], None), False
+        rows, center, scale, shift, activation = last
+        if self.pools_in_the_last_pass(training):
+            y = None
+            out, cache["argmax"] = fast.affine_activate_max_pool(rows.reshape(shape), center, scale, shift,
+                                                                 activation, pool.pool_size)
+            cache["pooled"] = out
+        else:
+            y_rows = fast.affine_activate(*last, out=rows if in_place else None)
+            a = y_rows if a is None else a
+            out = y = y_rows.reshape(shape)
+            if isinstance(pool, MaxPooling2D):
+                out, cache["argmax"] = maxpool_forward_numba(y, pool.pool_size, pool.strides)
+            elif isinstance(pool, AveragePooling2D):
+                out = fast.avgpool_forward_numba(y, pool.pool_size, pool.strides)
+            elif isinstance(pool, GlobalAveragePooling2D):
+                out = y.mean(axis=(1, 2))
         mask = None
         if training and self.dropout is not None:
             mask = self.dropout.draw_mask(out.shape, out.dtype)
             out = out * mask
-        cache.update(a=a, y=y, mask=mask)
+        cache.update(a=a, y=y, mask=mask, shape=shape)
         if training:
-            self._fill_layer_caches(cache)
+            self._fill_layer_caches(cache, last)
         return out, cache
+
+    def pools_in_the_last_pass(self, training: bool) -> bool:
+        """Whether the forward max-pools the last pass's values as it makes them
+        (:func:`~minicnn.fused.conv_block_kernels.affine_activate_max_pool`), never storing them: windows
+        that neither overlap nor leave gaps after a ReLU or nothing; in training only where the backward
+        needs no more than the winners (:attr:`max_pool_into_norm`)."""
+        pool = self.pool
+        if not isinstance(pool, MaxPooling2D) or pool.pool_size != pool.strides:
+            return False
+        if training:
+            return self.max_pool_into_norm
+        after_norm = self.norm is not None and not self.normalizes_before_activation  # no activation
+        return after_norm or self.activation in (None, "linear", "relu")
 
     def folded_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """The kernel and bias of the convolution with BatchNormalization's inference folded in:
@@ -202,23 +223,23 @@ class ConvBlock(FusedStep):
 
     def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         conv, norm, pool = self.conv, self.norm, self.pool
-        y = c["y"]
+        shape = c["shape"]
         d = dout if c["mask"] is None else dout * c["mask"]
         if self.max_pool_into_norm:
             relu_after = self.normalizes_before_activation and self.activation == "relu"
             dz, dbeta, dgamma, bias = fast.max_pool_norm_backward(
-                d, c["argmax"], pool.pool_size, c["norm_input"].reshape(y.shape), c["center"], c["inv_std"],
-                norm.params["gamma"], c["batch_statistics"], c["a"].reshape(y.shape) if relu_after else None,
+                d, c["argmax"], pool.pool_size, c["norm_input"].reshape(shape), c["center"], c["inv_std"],
+                norm.params["gamma"], c["batch_statistics"], c["pooled"] if relu_after else None,
                 relu_before=not self.normalizes_before_activation)
             grads = {f"{norm.name}/gamma": dgamma, f"{norm.name}/beta": dbeta}
             return self._conv_backward(dz, bias, c, grads)
         if isinstance(pool, MaxPooling2D):
-            d = maxpool_backward_numba(d, c["argmax"], y.shape, pool.pool_size, pool.strides)
+            d = maxpool_backward_numba(d, c["argmax"], shape, pool.pool_size, pool.strides)
         elif isinstance(pool, AveragePooling2D):
-            d = fast.avgpool_backward_numba(d, y.shape, pool.pool_size, pool.strides)
+            d = fast.avgpool_backward_numba(d, shape, pool.pool_size, pool.strides)
         elif isinstance(pool, GlobalAveragePooling2D):
-            share = d * d.dtype.type(1.0 / (y.shape[1] * y.shape[2]))
-            d = np.broadcast_to(share[:, None, None, :], y.shape)
+            share = d * d.dtype.type(1.0 / (shape[1] * shape[2]))
+            d = np.broadcast_to(share[:, None, None, :], shape)
         f = conv.filters
         dy, a = np.ascontiguousarray(d).reshape(-1, f), c["a"]
         grads: dict[str, np.ndarray] = {}
@@ -247,11 +268,12 @@ class ConvBlock(FusedStep):
             grads[f"{conv.name}/bias"] = db
         return dx, grads
 
-    def _fill_layer_caches(self, c: dict) -> None:
-        """Give each layer the cache its own forward would have left, so its own backward works too."""
+    def _fill_layer_caches(self, c: dict, last: tuple) -> None:
+        """Give each layer the cache its own forward would have left, so its own backward works too
+        (``last``: the arguments of the last pass, made again if a layer reads what it did not keep)."""
         conv, norm, act, pool = self.conv, self.norm, self.act, self.pool
         x, y = c["x"], c["y"]
-        (kh, kw), conv_shape = conv.kernel_size, y.shape
+        (kh, kw), conv_shape = conv.kernel_size, c["shape"]
         conv_cache = DeferredCache({"x_shape": x.shape},
                                    cols=lambda: im2col_numba(x, kh, kw, conv.strides, conv.pads))
         # the identity's backward never reads "a": a linear Conv2D before other layers keeps None
@@ -264,7 +286,8 @@ class ConvBlock(FusedStep):
                 {"inv_std": inv_std, "batch_statistics": c["batch_statistics"]},
                 x_hat=lambda: ((rows - center) * inv_std).reshape(conv_shape)))
         if act is not None:
-            act.remember(conv_shape, {"a": y})
+            act.remember(conv_shape, {"a": y} if y is not None else DeferredCache(
+                {}, a=lambda: fast.affine_activate(*last).reshape(conv_shape)))
         out_shape = conv_shape
         if pool is not None:
             out_shape = (conv_shape[0], *pool.output_shape)

@@ -312,6 +312,48 @@ def affine_activate(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift:
 
 
 @compiled()
+def _affine_activate_max_pool_kernel(z, center, scale, shift, relu, pool, out,
+                                     argmax):  # pragma: no cover - compiled
+    # _affine_relu_kernel's values, pooled as they are made (first maximum wins): z (N, OH, OW, F) ->
+    # out, argmax (N, PH, PW, F). Per window offset, one branch-free loop over the channels.
+    n, ph, pw, f = out.shape
+    zero = z.dtype.type(0)
+    for b in range(n):
+        for i in range(ph):
+            for j in range(pw):
+                for k in range(pool * pool):
+                    r, s = i * pool + k // pool, j * pool + k % pool
+                    for ch in range(f):
+                        v = (z[b, r, s, ch] - center[ch]) * scale[ch] + shift[ch]
+                        if relu:
+                            v = v if v > 0 else zero
+                        better = k == 0 or v > out[b, i, j, ch]
+                        out[b, i, j, ch] = v if better else out[b, i, j, ch]
+                        argmax[b, i, j, ch] = k if better else argmax[b, i, j, ch]
+
+
+def affine_activate_max_pool(z: np.ndarray, center: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                             activation: str | None, pool: int) -> tuple[np.ndarray, np.ndarray]:
+    """``maxpool(act((z - center) * scale + shift), pool, stride=pool)`` without storing the activations:
+    z (N, OH, OW, F), vectors (F,) -> ``(out, argmax)`` (N, PH, PW, F), the values and winners of
+    :func:`affine_activate` then :func:`minicnn.kernels.maxpool.maxpool_forward_numba`, bit for bit.
+    ``activation``: None, ``"linear"`` or ``"relu"``."""
+    if activation not in (None, "linear", "relu"):
+        raise ValueError("affine_activate_max_pool: activation must be None, 'linear' or 'relu'; "
+                         f"got {activation!r}")
+    t = z.dtype.type
+    n, oh, ow, f = z.shape
+    out = np.empty((n, conv_output_size(oh, pool, pool), conv_output_size(ow, pool, pool), f), dtype=z.dtype)
+    argmax = np.empty(out.shape, dtype=np.uint8)
+    center, scale, shift = center.astype(t), scale.astype(t), shift.astype(t)
+    z = np.ascontiguousarray(z)
+    relu = activation == "relu"
+    for_each_run(lambda start, stop: _affine_activate_max_pool_kernel(
+        z[start:stop], center, scale, shift, relu, pool, out[start:stop], argmax[start:stop]), n)
+    return out, argmax
+
+
+@compiled()
 def _activation_backward_sums_kernel(da, a, z, center, inv_std, act, normalized, dy,
                                      sums):  # pragma: no cover - compiled
     # One row at a time: the activation's gradient into dy, then the row's share of the sums
@@ -392,7 +434,7 @@ def activation_norm_backward(da: np.ndarray, a: np.ndarray, activation: str | No
 
 
 @compiled()
-def _pooled_norm_sums_kernel(d, argmax, pool, norm_input, center, inv_std, a, relu_after,
+def _pooled_norm_sums_kernel(d, argmax, pool, norm_input, center, inv_std, pooled, relu_after,
                              sums):  # pragma: no cover - compiled
     # dbeta, dgamma of BatchNormalization from the gradient d (N, PH, PW, F) of a max-pool behind it:
     # only each window's winner has dy != 0. Per window and offset, one branch-free loop over the
@@ -406,14 +448,14 @@ def _pooled_norm_sums_kernel(d, argmax, pool, norm_input, center, inv_std, a, re
                     r, s = i * pool + k // pool, j * pool + k % pool
                     for ch in range(f):
                         dy = d[b, i, j, ch] if argmax[b, i, j, ch] == k else zero
-                        if relu_after:
-                            dy = dy if a[b, r, s, ch] > 0 else zero
+                        if relu_after:  # the winner's activation is the pooled value
+                            dy = dy if pooled[b, i, j, ch] > 0 else zero
                         sums[0, ch] += dy
                         sums[1, ch] += dy * ((norm_input[b, r, s, ch] - center[ch]) * inv_std[ch])
 
 
 @compiled()
-def _pooled_norm_input_gradient_kernel(d, argmax, pool, norm_input, center, inv_std, a, relu_after,
+def _pooled_norm_input_gradient_kernel(d, argmax, pool, norm_input, center, inv_std, pooled, relu_after,
                                        relu_before, k, m, dbeta, dgamma, batch_statistics, dz,
                                        bias_sums):  # pragma: no cover - compiled
     # One pass over the inputs (N, OH, OW, F): dy (the window's gradient where this input won it,
@@ -433,7 +475,7 @@ def _pooled_norm_input_gradient_kernel(d, argmax, pool, norm_input, center, inv_
                     if inside and argmax[b, i, j, ch] == offset:
                         dy = d[b, i, j, ch]
                         if relu_after:
-                            dy = dy if a[b, r, s, ch] > 0 else zero
+                            dy = dy if pooled[b, i, j, ch] > 0 else zero
                     if batch_statistics:
                         x_hat = (norm_input[b, r, s, ch] - center[ch]) * inv_std[ch]
                         g = k[ch] * (m * dy - dbeta[ch] - x_hat * dgamma[ch])
@@ -454,20 +496,25 @@ def max_pool_norm_backward(d: np.ndarray, argmax: np.ndarray, pool: int, norm_in
 
     d, argmax (N, PH, PW, F): the pool's gradient and winners; norm_input (N, OH, OW, F):
     BatchNormalization's input, remade into ``x_hat = (norm_input - center) * inv_std``;
-    ``relu_after``: the output (N, OH, OW, F) of a ReLU between BatchNormalization and the pool,
-    else None; ``relu_before``: BatchNormalization's input is a ReLU's output. ``dbeta`` and
-    ``dgamma`` are sums over the winners alone (the only inputs with dy != 0), then one pass over
-    the inputs computes ``dz`` as :func:`activation_norm_backward` does. Returns
-    ``(dz, dbeta, dgamma, bias)``: dz rows (N*OH*OW, F) and ``bias`` = the column sums of dz.
+    ``relu_after``: with a ReLU between BatchNormalization and the pool, the pool's output (N, PH, PW,
+    F), each window's winning activation (ReLU's gradient is 0 where it is 0), else None;
+    ``relu_before``: BatchNormalization's input is a ReLU's output. ``dbeta`` and ``dgamma`` are sums
+    over the winners alone (the only inputs with dy != 0), then one pass over the inputs computes
+    ``dz`` as :func:`activation_norm_backward` does. Returns ``(dz, dbeta, dgamma, bias)``: dz rows
+    (N*OH*OW, F) and ``bias`` = the column sums of dz.
     """
     t = d.dtype.type
     n, ph, pw, f = d.shape
     center, inv_std = center.astype(t), inv_std.astype(t)
-    a = np.zeros((1, 1, 1, 1), dtype=d.dtype) if relu_after is None else relu_after
+    pooled = np.zeros((1, 1, 1, 1), dtype=d.dtype) if relu_after is None else np.ascontiguousarray(relu_after)
+
+    def winners(start: int, stop: int) -> np.ndarray:  # pooled values of a run, or the placeholder
+        return pooled if relu_after is None else pooled[start:stop]
+
     d, argmax = np.ascontiguousarray(d), np.ascontiguousarray(argmax)
     partial = partials_of_runs(lambda start, stop, sums: _pooled_norm_sums_kernel(
         d[start:stop], argmax[start:stop], pool, norm_input[start:stop], center, inv_std,
-        a if relu_after is None else a[start:stop], relu_after is not None, sums), n, (2, f), np.float64)
+        winners(start, stop), relu_after is not None, sums), n, (2, f), np.float64)
     sums = _added_in_order(partial).astype(t)
     dbeta, dgamma = sums[0], sums[1]
     scale = gamma * inv_std
@@ -476,7 +523,7 @@ def max_pool_norm_backward(d: np.ndarray, argmax: np.ndarray, pool: int, norm_in
     dz = np.empty(norm_input.shape, dtype=d.dtype)
     bias = partials_of_runs(lambda start, stop, bias_sums: _pooled_norm_input_gradient_kernel(
         d[start:stop], argmax[start:stop], pool, norm_input[start:stop], center, inv_std,
-        a if relu_after is None else a[start:stop], relu_after is not None, relu_before, k, m, dbeta,
+        winners(start, stop), relu_after is not None, relu_before, k, m, dbeta,
         dgamma, batch_statistics, dz[start:stop], bias_sums), n, (f,), np.float64)
     return dz.reshape(-1, f), dbeta, dgamma, _added_in_order(bias).astype(t)
 

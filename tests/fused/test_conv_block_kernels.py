@@ -129,7 +129,7 @@ def test_the_max_pool_norm_backward_is_the_same_with_one_or_two_threads():
     """Its sums are kept per fixed run of images and added in run order."""
     rng = np.random.default_rng(8)
     norm_input = rng.standard_normal((40, 6, 7, 5)).astype(np.float32)
-    _, argmax = maxpool_forward_numba(norm_input, 2, 2)
+    pooled, argmax = maxpool_forward_numba(np.maximum(norm_input, 0), 2, 2)
     d = rng.standard_normal(argmax.shape).astype(np.float32)
     center, inv_std, gamma = (rng.uniform(0.5, 1.5, 5).astype(np.float32) for _ in range(3))
     results = []
@@ -138,12 +138,27 @@ def test_the_max_pool_norm_backward_is_the_same_with_one_or_two_threads():
         for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
             numba.set_num_threads(n)
             results.append(fast.max_pool_norm_backward(d, argmax, 2, norm_input, center, inv_std, gamma, True,
-                                                       np.maximum(norm_input, 0), relu_before=False))
+                                                       pooled, relu_before=False))
     finally:
         numba.set_num_threads(threads)
     for result in results[1:]:
         for a, b in zip(result, results[0], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize(("shape", "pool"), [((3, 6, 8, 5), 2), ((2, 7, 9, 3), 3), ((2, 5, 5, 4), 2)])
+def test_affine_activate_max_pool_is_affine_activate_then_max_pooling_bit_for_bit(shape, pool, activation):
+    # ReLU's zeros tie in many windows: the first maximum must win, as in max-pooling
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal(shape).astype(np.float32)
+    center, scale, shift = (rng.standard_normal(shape[-1]) for _ in range(3))
+    y = fast.affine_activate(z.reshape(-1, shape[-1]), center, scale, shift, activation).reshape(shape)
+    expected = maxpool_forward_numba(y, pool, pool)
+    got = fast.affine_activate_max_pool(z, center, scale, shift, activation, pool)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
 
 
 def test_channel_moments_keep_their_digits_when_the_mean_is_large():
