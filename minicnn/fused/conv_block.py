@@ -27,6 +27,11 @@ convolution with a bias. Backward runs pooling's backward, then the activation's
 BatchNormalization's in two passes (the channel sums, then ``dz``), then the convolution's,
 its im2col matrix made again block by block rather than kept.
 
+With max-pooling whose windows neither overlap nor leave gaps, and a ReLU or nothing on either
+side of BatchNormalization (:attr:`ConvBlock.max_pool_into_norm`), the activations are pooled as
+the last pass makes them and never stored, and the backward takes BatchNormalization's sums over
+the windows' winners, the only inputs with a gradient, then makes ``dz`` in one pass.
+
 After a fast forward in training each layer holds the cache its own ``backward`` needs
 (entries the fast implementation never makes, such as Conv2D's ``cols``, are made on first
 read), so a layer-by-layer backward chain works after a fused forward.
