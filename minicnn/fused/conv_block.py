@@ -173,8 +173,7 @@ class ConvBlock(FusedStep):
         (:func:`~minicnn.fused.conv_block_kernels.affine_activate_max_pool`), never storing them: windows
         that neither overlap nor leave gaps after a ReLU or nothing; in training only where the backward
         needs no more than the winners (:attr:`max_pool_into_norm`)."""
-        pool = self.pool
-        if not isinstance(pool, MaxPooling2D) or pool.pool_size != pool.strides:
+        if not self._max_pool_tiles:
             return False
         if training:
             return self.max_pool_into_norm
@@ -215,12 +214,16 @@ class ConvBlock(FusedStep):
         return center, inv_std
 
     @property
+    def _max_pool_tiles(self) -> bool:
+        """Max-pooling whose windows neither overlap nor leave gaps (stride = size)."""
+        return isinstance(self.pool, MaxPooling2D) and self.pool.pool_size == self.pool.strides
+
+    @property
     def max_pool_into_norm(self) -> bool:
         """Whether the backward goes from the pooled gradient straight into BatchNormalization's
         (:func:`~minicnn.fused.conv_block_kernels.max_pool_norm_backward`): max-pooling with windows
         that neither overlap nor leave gaps, and a ReLU or nothing on either side of the normalisation."""
-        pool = self.pool
-        if self.norm is None or not isinstance(pool, MaxPooling2D) or pool.pool_size != pool.strides:
+        if self.norm is None or not self._max_pool_tiles:
             return False
         if self.normalizes_before_activation:
             return self.activation in (None, "linear", "relu")

@@ -504,7 +504,7 @@ def max_pool_norm_backward(d: np.ndarray, argmax: np.ndarray, pool: int, norm_in
     (N*OH*OW, F) and ``bias`` = the column sums of dz.
     """
     t = d.dtype.type
-    n, ph, pw, f = d.shape
+    n, f = d.shape[0], d.shape[3]
     center, inv_std = center.astype(t), inv_std.astype(t)
     pooled = np.zeros((1, 1, 1, 1), dtype=d.dtype) if relu_after is None else np.ascontiguousarray(relu_after)
 
