@@ -229,8 +229,8 @@ def runs(n: int) -> int:
 
 ROW_GAP = 256
 """Bytes left free after each row of :func:`partials_of_runs`: rows that touch each other, each
-written by its own core, ran the seed model's BatchNormalization sums 2.5x slower on two threads than
-on one (the cores' prefetchers fetch the lines of the neighbouring row, which the other core writes)."""
+written by its own core, ran BatchNormalization's sums over a 26x26x32 batch 1.8x slower on two threads
+than on one (the cores' prefetchers fetch the lines of the neighbouring row, which the other core writes)."""
 
 
 def partials_of_runs(fn: Callable[[int, int, np.ndarray], None], n: int, shape: tuple,
