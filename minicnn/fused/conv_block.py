@@ -30,7 +30,10 @@ its im2col matrix made again block by block rather than kept.
 With max-pooling whose windows neither overlap nor leave gaps, and a ReLU or nothing on either
 side of BatchNormalization (:attr:`ConvBlock.max_pool_into_norm`), the activations are pooled as
 the last pass makes them and never stored, and the backward takes BatchNormalization's sums over
-the windows' winners, the only inputs with a gradient, then makes ``dz`` in one pass.
+the windows' winners, the only inputs with a gradient, then makes ``dz`` in one pass. With average
+pooling whose windows tile the map, or global average pooling, and no BatchNormalization
+(:attr:`ConvBlock.average_pool_into_activation`), the backward makes ``dz`` and the bias's gradient
+from the pooled gradient in one pass, with no dense gradient between pooling and the activation.
 
 After a fast forward in training each layer holds the cache its own ``backward`` needs
 (entries the fast implementation never makes, such as Conv2D's ``cols``, are made on first
@@ -229,6 +232,18 @@ class ConvBlock(FusedStep):
             return self.activation in (None, "linear", "relu")
         return self.conv.activation == "relu"
 
+    @property
+    def average_pool_into_activation(self) -> bool:
+        """Whether the backward goes from the pooled gradient straight into the activation's
+        (:func:`~minicnn.fused.conv_block_kernels.average_pool_activation_backward`), never making the
+        dense gradient between them: average pooling whose windows neither overlap nor leave gaps, or
+        global average pooling, and no BatchNormalization."""
+        if self.norm is not None:
+            return False
+        if isinstance(self.pool, AveragePooling2D):
+            return self.pool.pool_size == self.pool.strides
+        return isinstance(self.pool, GlobalAveragePooling2D)
+
     def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         conv, norm, pool = self.conv, self.norm, self.pool
         shape = c["shape"]
@@ -241,6 +256,12 @@ class ConvBlock(FusedStep):
                 relu_before=not self.normalizes_before_activation)
             grads = {f"{norm.name}/gamma": dgamma, f"{norm.name}/beta": dbeta}
             return self._conv_backward(dz, bias, c, grads)
+        if self.average_pool_into_activation:
+            window = pool.pool_size if isinstance(pool, AveragePooling2D) else shape[1:3]
+            windows = d if d.ndim == 4 else d[:, None, None, :]  # global pooling: one window, d (N, F)
+            dz, db = fast.average_pool_activation_backward(windows, c["a"].reshape(shape), window,
+                                                           self.activation)
+            return self._conv_backward(dz, db, c, {})
         if isinstance(pool, MaxPooling2D):
             d = maxpool_backward_numba(d, c["argmax"], shape, pool.pool_size, pool.strides)
         elif isinstance(pool, AveragePooling2D):

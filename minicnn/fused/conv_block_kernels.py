@@ -39,9 +39,9 @@ import numpy as np
 
 from minicnn.activations import ACTIVATIONS
 from minicnn.fused.conv_pool_kernels import SMALL_WINDOW, images_per_block
-from minicnn.fused.small_window import conv_pool_backward_small, conv_pool_forward_small
+from minicnn.fused.small_window import conv_forward_small, conv_pool_backward_small
 from minicnn.fused.winograd import conv_backward_winograd, conv_forward_winograd
-from minicnn.kernels import compiled, conv_output_size
+from minicnn.kernels import NO_WINNERS, compiled, conv_output_size
 from minicnn.kernels.im2col import col2im_into, im2col_into
 from minicnn.threads import for_each_block, for_each_run, one_blas_thread, partials_of_runs, run_length
 
@@ -200,18 +200,16 @@ def uses_small_window(W_shape: tuple, strides: tuple) -> bool:
 
 
 def _conv_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple) -> np.ndarray:
-    # The small-window conv+pool kernel with 1x1 pools of stride 1: the convolution itself.
     oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
-    out, _ = conv_pool_forward_small(np.ascontiguousarray(x), W, stride, pads, 1, 1, oh, ow)
-    return out.reshape(-1, W.shape[3])
+    return conv_forward_small(x, W, stride, pads, oh, ow).reshape(-1, W.shape[3])
 
 
 def _conv_backward_small(dz: np.ndarray, x: np.ndarray, W: np.ndarray, stride: int, pads: tuple,
                          input_gradient: bool) -> tuple[np.ndarray, np.ndarray | None]:
     oh, ow = conv_output_shape(x.shape, W.shape, (stride, stride), pads)
     d = np.ascontiguousarray(dz).reshape(x.shape[0], oh, ow, W.shape[3])
-    winners = np.zeros(d.shape, dtype=np.uint8)  # a 1x1 pool's only offset
-    return conv_pool_backward_small(d, winners, np.ascontiguousarray(x), W, stride, pads, 1, 1,
+    # the small-window conv+pool backward with 1x1 pools, whose one offset wins everywhere
+    return conv_pool_backward_small(d, NO_WINNERS, np.ascontiguousarray(x), W, stride, pads, 1, 1,
                                     input_gradient)
 
 
@@ -529,6 +527,63 @@ def max_pool_norm_backward(d: np.ndarray, argmax: np.ndarray, pool: int, norm_in
 
 
 # --------------------------------------------------------------------------- average pooling
+
+
+@compiled()
+def _average_pool_activation_backward_kernel(d, a, ph, pw, share, act, dz,
+                                             sums):  # pragma: no cover - compiled
+    # d (N, QH, QW, F), the gradient of windows ph x pw that tile a (N, OH, OW, F) from its corner;
+    # a's rows and columns past the last window get none. Per output row, the share of its window's
+    # gradient times the activation's derivative (as _activation_backward_sums_kernel), then the
+    # row's share of the bias sums while it is in L1.
+    n, oh, ow, f = a.shape
+    qh, qw = d.shape[1], d.shape[2]
+    for b in range(n):
+        for r in range(oh):
+            i = r // ph
+            for s in range(ow):
+                j = s // pw
+                if i >= qh or j >= qw:
+                    for c in range(f):
+                        dz[b, r, s, c] = 0.0
+                    continue
+                if act == 1:
+                    for c in range(f):
+                        dz[b, r, s, c] = d[b, i, j, c] * share[0] if a[b, r, s, c] > 0 else 0.0
+                elif act == 2:
+                    for c in range(f):
+                        dz[b, r, s, c] = d[b, i, j, c] * share[0] * (1 - a[b, r, s, c] * a[b, r, s, c])
+                elif act == 3:
+                    for c in range(f):
+                        dz[b, r, s, c] = d[b, i, j, c] * share[0] * a[b, r, s, c] * (1 - a[b, r, s, c])
+                else:
+                    for c in range(f):
+                        dz[b, r, s, c] = d[b, i, j, c] * share[0]
+                for c in range(f):
+                    sums[c] += dz[b, r, s, c]
+
+
+def average_pool_activation_backward(d: np.ndarray, a: np.ndarray, pool_size: tuple,
+                                     activation: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Average pooling's backward and the activation's in one pass, for windows that tile the map.
+
+    d (N, QH, QW, F): the gradient of the pooled output, windows ``pool_size`` (PH, PW) with stride
+    ``pool_size`` (GlobalAveragePooling2D: one window of the whole map, d (N, 1, 1, F)); a
+    (N, OH, OW, F): the activation's output. Returns ``(dz, db)``: dz (N*OH*OW, F), each input's
+    ``1 / (PH * PW)`` share of its window's gradient times the activation's derivative, exactly as
+    :func:`avgpool_backward_numba` then :func:`activation_norm_backward` (0 past the last window),
+    and db its column sums, float64 per fixed run of images, added in order. The dense gradient
+    between the two is never made.
+    """
+    (ph, pw), (n, f) = pool_size, (a.shape[0], a.shape[3])
+    t = a.dtype.type
+    share = np.array([1.0 / (ph * pw)], dtype=a.dtype)
+    d, a = np.ascontiguousarray(d), np.ascontiguousarray(a)
+    dz = np.empty(a.shape, dtype=a.dtype)
+    code = ACTIVATION_CODES[activation]
+    partial = partials_of_runs(lambda start, stop, sums: _average_pool_activation_backward_kernel(
+        d[start:stop], a[start:stop], ph, pw, share, code, dz[start:stop], sums), n, (f,), np.float64)
+    return dz.reshape(-1, f), _added_in_order(partial).astype(t)
 
 
 @compiled()

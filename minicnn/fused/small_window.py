@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minicnn.kernels import compiled
+from minicnn.kernels import NO_WINNERS, compiled
 from minicnn.threads import for_each_run, partials_of_runs
 
 TAPS_PER_PASS, FILTERS_PER_PASS = 3, 4
@@ -125,7 +125,8 @@ def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, h
     # Per image of a run: the phase planes; per 4 filters and window offset k, the convolution
     # planes y (4, PH*WQ) (_correlate), folded into the running maxima (first maximum wins),
     # which are then written out (F', PH*WQ) -> (PH, PW, F). A 1x1 pool (a ConvBlock's plain
-    # convolution) has one offset: its planes are the output and every argmax is 0.
+    # convolution) has one offset: its planes are the output, and argmax is not touched (every
+    # winner is offset 0; the caller may pass NO_WINNERS).
     n_total, ph, pw, f_total = out.shape
     offsets, filters = plane.shape[0], weights.shape[1]
     size = ph * wq
@@ -152,21 +153,20 @@ def _conv_pool_forward_small_kernel(x, plane, shift, weights, step, top, left, h
                 if offsets > 1:
                     for f in range(f_total):
                         argmax[n, pi, pj, f] = arg[f, pi * wq + pj]
-                else:
-                    for f in range(f_total):
-                        argmax[n, pi, pj, f] = 0
 
 
 @compiled()
 def _gradient_planes(d, argmax, wq, g):  # pragma: no cover - compiled
     # One image's d, argmax (PH, PW, F) -> g (POOL*POOL, F', PH*WQ): d at its winner's window
     # offset k and position p = pi * WQ + pj, 0 elsewhere (as the forward's planes y).
+    # A 1x1 pool's one offset (g has 1 plane) wins everywhere: argmax is not read (may be NO_WINNERS).
     ph, pw, f_total = d.shape
     g[:] = 0.0
+    one_offset = g.shape[0] == 1
     for pi in range(ph):
         for pj in range(pw):
             for f in range(f_total):
-                g[argmax[pi, pj, f], f, pi * wq + pj] = d[pi, pj, f]
+                g[0 if one_offset else argmax[pi, pj, f], f, pi * wq + pj] = d[pi, pj, f]
 
 
 @compiled(reassociate=True, contract=True)
@@ -247,7 +247,7 @@ def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, 
     g = np.empty((offsets, filters, ph * wq), dtype=d.dtype)
     for n in range(n_total):
         planes = _phase_planes(x[n], step, top, left, hq, wq)
-        _gradient_planes(d[n], argmax[n], wq, g)
+        _gradient_planes(d[n], argmax[n if offsets > 1 else 0], wq, g)
         for k in range(offsets):
             for f0 in range(0, filters, 4):
                 _correlate_gradient(planes, plane[k], shift[k], g[k], f0, dW)
@@ -258,18 +258,37 @@ def _conv_pool_backward_small_kernel(d, argmax, x, plane, shift, weights, step, 
             _from_phase_planes(planes, step, top, left, hq, wq, dx[n])
 
 
+def _forward(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple, pool: int, pool_stride: int,
+             out: np.ndarray, argmax: np.ndarray) -> None:
+    """:func:`_conv_pool_forward_small_kernel` over fixed runs of images on minicnn's threads, into
+    ``out`` and ``argmax`` (N, PH, PW, F); ``argmax`` is not touched for a 1x1 pool."""
+    plan = small_window_plan(W, stride, pool, pool_stride, out.shape[1], out.shape[2])
+    x = np.ascontiguousarray(x)
+    one_pool = pool == 1
+    for_each_run(lambda start, stop: _conv_pool_forward_small_kernel(
+        x[start:stop], plan.plane, plan.shift, plan.weights, stride * pool_stride, pads[0], pads[2],
+        plan.hq, plan.wq, out[start:stop], argmax if one_pool else argmax[start:stop]), x.shape[0])
+
+
 def conv_pool_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple, pool: int,
                             pool_stride: int, ph: int, pw: int) -> tuple[np.ndarray, np.ndarray]:
     """``maxpool(im2col(x) @ W)`` over phase planes: x (N, H, W, C), W (KH, KW, C, F) ->
     ``pooled`` (N, PH, PW, F) and ``argmax`` (uint8), as ``conv_pool_forward_numba``."""
     out = np.empty((x.shape[0], ph, pw, W.shape[3]), dtype=x.dtype)
-    argmax = np.empty(out.shape, dtype=np.uint8)
-    plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
-    x = np.ascontiguousarray(x)
-    for_each_run(lambda start, stop: _conv_pool_forward_small_kernel(
-        x[start:stop], plan.plane, plan.shift, plan.weights, stride * pool_stride, pads[0], pads[2],
-        plan.hq, plan.wq, out[start:stop], argmax[start:stop]), x.shape[0])
+    argmax = np.zeros(out.shape, dtype=np.uint8) if pool == 1 else np.empty(out.shape, dtype=np.uint8)
+    _forward(x, W, stride, pads, pool, pool_stride, out, argmax)
     return out, argmax
+
+
+def conv_forward_small(x: np.ndarray, W: np.ndarray, stride: int, pads: tuple, oh: int,
+                       ow: int) -> np.ndarray:
+    """``im2col(x) @ W`` over phase planes, unpooled: x (N, H, W, C), W (KH, KW, C, F) -> (N, OH, OW, F).
+
+    The 1x1-pool case of :func:`conv_pool_forward_small`, without its argmax (every winner is offset 0).
+    """
+    out = np.empty((x.shape[0], oh, ow, W.shape[3]), dtype=x.dtype)
+    _forward(x, W, stride, pads, 1, 1, out, NO_WINNERS)
+    return out
 
 
 def conv_pool_backward_small(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W: np.ndarray,
@@ -278,14 +297,16 @@ def conv_pool_backward_small(d: np.ndarray, argmax: np.ndarray, x: np.ndarray, W
     """``(dW, dx)`` over phase planes, as ``conv_pool_backward_numba``: per image, the gradients at
     each window offset form planes (zero where another offset won), and each ``dW`` entry is a
     sum of such a plane times a shifted phase plane of x; partial sums of ``dW`` per fixed run of images
-    (:func:`minicnn.threads.partials_of_runs`)."""
+    (:func:`minicnn.threads.partials_of_runs`). A 1x1 pool's ``argmax`` is not read: it may be
+    :data:`~minicnn.kernels.NO_WINNERS`."""
     kh, kw, c, f = W.shape
     _, ph, pw, _ = d.shape
     plan = small_window_plan(W, stride, pool, pool_stride, ph, pw)
     dx = np.empty(x.shape if input_gradient else (1, 1, 1, 1), dtype=x.dtype)
     d, x = np.ascontiguousarray(d), np.ascontiguousarray(x)
     dW_parts = partials_of_runs(lambda start, stop, dW: _conv_pool_backward_small_kernel(
-        d[start:stop], argmax[start:stop], x[start:stop], plan.plane, plan.shift, plan.weights,
+        d[start:stop], argmax if pool == 1 else argmax[start:stop], x[start:stop], plan.plane, plan.shift,
+        plan.weights,
         stride * pool_stride, pads[0], pads[2], plan.hq, plan.wq, dW,
         dx[start:stop] if input_gradient else dx, input_gradient), x.shape[0], plan.weights.shape, W.dtype)
     dW = dW_parts.sum(axis=0)[:kh * kw * c, :f].reshape(W.shape)

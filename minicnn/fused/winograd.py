@@ -46,15 +46,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.kernels import compiled, conv_output_size
+from minicnn.kernels import NO_WINNERS, compiled, conv_output_size
 from minicnn.threads import for_each_run, one_blas_thread, partials_of_runs
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 """The filter transform of F(2x2, 3x3): ``U = G g G^T`` is 4x4 for a 3x3 filter ``g``."""
-
-
-NO_WINNERS = np.zeros((1, 1, 1, 1), dtype=np.uint8)
-"""The kernels' ``argmax`` argument when they do not pool (unused; one array type, one compiled version)."""
 
 
 def transform_filters(W: np.ndarray) -> np.ndarray:

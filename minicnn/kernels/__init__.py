@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
+
 from minicnn import implementation
 
 F = TypeVar("F", bound=Callable)
@@ -62,6 +64,11 @@ def compiled(reassociate: bool = False, contract: bool = False) -> Callable[[F],
 
     fastmath = {flag for flag, wanted in (("reassoc", reassociate), ("contract", contract)) if wanted}
     return njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=fastmath or False)
+
+
+NO_WINNERS = np.zeros((1, 1, 1, 1), dtype=np.uint8)
+"""What a kernel that can pool takes as its ``argmax`` (N, PH, PW, F) when it does not: it is never read
+or written then, and one array type keeps one compiled version."""
 
 
 def pair(reference: F, numba: F) -> F:

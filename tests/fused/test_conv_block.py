@@ -63,7 +63,23 @@ MAX_POOL_INTO_NORM = [  # max-pooling's gradient straight into BatchNormalizatio
     {"n": 2, "h": 7, "w": 7, "c": 5, "f": 3, "k": 2, "strides": 1, "padding": "valid", "use_bias": False,
      "conv_activation": None, "norm": "frozen", "act": None, "pool": "max2", "dropout": True},
 ]
-CONFIGURATIONS = [random_configuration(seed) for seed in range(40)] + MAX_POOL_INTO_NORM
+AVERAGE_POOL_INTO_ACTIVATION = [  # average pooling's gradient straight into the activation's backward
+    # LeNet-5's: 5x5 on one channel, tanh, 2x2 windows; an odd height and width leave a row and a column
+    # no window covers
+    {"n": 2, "h": 11, "w": 9, "c": 1, "f": 6, "k": 5, "strides": 1, "padding": "same", "use_bias": True,
+     "conv_activation": "tanh", "norm": None, "act": None, "pool": "avg2", "dropout": False},
+    # an activation layer after a linear Conv2D, then dropout
+    {"n": 3, "h": 8, "w": 8, "c": 3, "f": 4, "k": 3, "strides": 2, "padding": "same", "use_bias": True,
+     "conv_activation": None, "norm": None, "act": "ReLU", "pool": "avg2", "dropout": True},
+    # global average pooling after sigmoid
+    {"n": 2, "h": 7, "w": 6, "c": 5, "f": 3, "k": 3, "strides": 1, "padding": "valid", "use_bias": True,
+     "conv_activation": "sigmoid", "norm": None, "act": None, "pool": "global", "dropout": False},
+    # the all-convolutional net's classifier: a linear 1x1 Conv2D without bias, then global average pooling
+    {"n": 2, "h": 5, "w": 5, "c": 5, "f": 4, "k": 1, "strides": 1, "padding": "valid", "use_bias": False,
+     "conv_activation": None, "norm": None, "act": None, "pool": "global", "dropout": True},
+]
+CONFIGURATIONS = ([random_configuration(seed) for seed in range(40)] + MAX_POOL_INTO_NORM
+                  + AVERAGE_POOL_INTO_ACTIVATION)
 POOLS = {"max2": lambda: MaxPool2D(2), "max3s2": lambda: MaxPool2D(3, 2), "avg2": lambda: AveragePooling2D(2),
          "avg23s12": lambda: AveragePooling2D((2, 3), (1, 2)), "global": GlobalAveragePooling2D}
 
@@ -171,6 +187,16 @@ def test_max_pooling_feeds_batch_normalization_only_where_the_fused_backward_app
     for change in ({"pool": "max3s2"}, {"act": "tanh"}, {"norm": None}, {"pool": "avg2"}):
         config = dict(MAX_POOL_INTO_NORM[0], **change)
         assert not ConvBlock.starting_at(make_layers(config, np.float32)[0], 0).max_pool_into_norm, change
+
+
+def test_average_pooling_feeds_the_activation_only_where_the_fused_backward_applies():
+    for config in AVERAGE_POOL_INTO_ACTIVATION:
+        block = ConvBlock.starting_at(make_layers(config, np.float32)[0], 0)
+        assert block.average_pool_into_activation, describe(config)
+    for change in ({"pool": "avg23s12"}, {"norm": "trainable"}, {"pool": "max2"}, {"pool": None}):
+        config = dict(AVERAGE_POOL_INTO_ACTIVATION[0], **change)
+        block = ConvBlock.starting_at(make_layers(config, np.float32)[0], 0)
+        assert not block.average_pool_into_activation, change
 
 
 def test_the_first_step_skips_the_input_gradient_and_the_layers_can_take_over():

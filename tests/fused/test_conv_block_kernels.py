@@ -190,6 +190,35 @@ def test_average_pooling_equals_the_layer(pool, strides):
 
 
 @pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize(("shape", "window"), [((3, 8, 6, 5), (2, 2)), ((2, 7, 9, 6), (2, 3)),
+                                               ((4, 5, 7, 3), (5, 7))])
+def test_average_pool_activation_backward_is_the_two_backwards_in_one_pass(shape, window, activation):
+    """``dz`` bit for bit as average pooling's backward then the activation's, 0 in the rows and columns
+    past the last window (7 rows in windows of 2, 9 columns in windows of 2 or 3 are not all covered);
+    a window of the whole map is global average pooling. ``db`` is the same sum in float64."""
+    rng = np.random.default_rng(4)
+    a = rng.uniform(-1, 1, shape).astype(np.float32)
+    a[0, 0, 0] = 0.0  # ReLU's derivative at 0 is 0
+    pooled = (shape[0], shape[1] // window[0], shape[2] // window[1], shape[3])
+    d = rng.standard_normal(pooled).astype(np.float32)
+    spread = fast.avgpool_backward_numba(d, shape, window, window).reshape(-1, shape[3])
+    dz_expected, db_expected, _ = fast.activation_norm_backward(spread, a.reshape(-1, shape[3]), activation)
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            results.append(fast.average_pool_activation_backward(d, a, window, activation))
+    finally:
+        numba.set_num_threads(threads)
+    for dz, db in results:
+        np.testing.assert_array_equal(dz, dz_expected)
+        assert db.dtype == np.float32
+        np.testing.assert_allclose(db, db_expected, rtol=1e-6)
+        np.testing.assert_array_equal(db, results[0][1])  # fixed runs, added in order
+
+
+@pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid"])
 def test_affine_activate_and_its_backward_equal_the_layers(activation):
     """``act((z - center) * scale + shift)`` and, with BatchNormalization's statistics, the backward
     ``dz``, ``dgamma``, ``dbeta`` as the activation's then BatchNormalization's formulas give them."""

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from minicnn.fused import conv_pool_kernels as fast
+from minicnn.fused import small_window
+from minicnn.kernels import NO_WINNERS
 from minicnn.kernels.im2col import im2col_reference
 
 from .definitions import (
@@ -69,3 +71,25 @@ def test_small_window_backward_matches_the_layers_backward(case, dtype, input_gr
         np.testing.assert_array_equal(dx, dx_ref)
     else:
         assert dx is None
+
+
+UNPOOLED_CASES = [case for case in SMALL_WINDOW_CASES if case[-2:] == (1, 1)]
+
+
+@pytest.mark.parametrize("input_gradient", [False, True])
+@pytest.mark.parametrize("case", UNPOOLED_CASES)
+def test_unpooled_small_window_needs_no_winners(case, input_gradient):
+    """A ConvBlock's plain convolution runs the kernels without an argmax array (``NO_WINNERS``):
+    the same values as the definition's, whose every winner is offset 0."""
+    x, W, stride, pads, pool, pool_stride = exact_small_window_case(case, np.float32)
+    pooled_ref, argmax_ref = conv_pool_forward_by_definition(x, W, stride, pads, pool, pool_stride)
+    out = small_window.conv_forward_small(x, W, stride, pads, *pooled_ref.shape[1:3])
+    np.testing.assert_array_equal(out, pooled_ref)
+    rng = np.random.default_rng(6)
+    d = rng.integers(-3, 4, pooled_ref.shape).astype(np.float32)
+    dW_ref, dx_ref = conv_pool_backward_by_definition(d, argmax_ref, x, W, stride, pads, pool, pool_stride,
+                                                      input_gradient)
+    dW, dx = small_window.conv_pool_backward_small(d, NO_WINNERS, x, W, stride, pads, 1, 1, input_gradient)
+    np.testing.assert_array_equal(dW, dW_ref)
+    if input_gradient:
+        np.testing.assert_array_equal(dx, dx_ref)
