@@ -94,12 +94,13 @@ class ConvPoolBlock(FusedStep):
     def _backward_fast(self, dout: np.ndarray, c: dict) -> tuple[np.ndarray | None, dict]:
         if c["mask"] is None:
             d = relu_backward(dout, c["a"])
+            db = d.sum(axis=(0, 1, 2))
         else:
-            d = fast.relu_dropout_backward_numba(dout, c["a"], c["mask"])
+            d, db = fast.relu_dropout_backward_numba(dout, c["a"], c["mask"])
         dW, dx = fast.conv_pool_backward_numba(d, c["argmax"], c["x"], self.conv.params["kernel"],
                                                *c["geometry"], self.input_gradient)
         conv = self.conv.name
-        return dx, {f"{conv}/kernel": dW, f"{conv}/bias": d.sum(axis=(0, 1, 2))}
+        return dx, {f"{conv}/kernel": dW, f"{conv}/bias": db}
 
     def _fill_layer_caches(self, x: np.ndarray, argmax: np.ndarray, a: np.ndarray,
                            mask: np.ndarray | None) -> None:

@@ -39,25 +39,38 @@ def _bias_relu_dropout_kernel(pooled, b, mask, out, a):  # pragma: no cover - co
 
 def bias_relu_dropout_numba(pooled: np.ndarray, b: np.ndarray,
                             mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numba version of ``relu(pooled + b) * mask``."""
+    """Numba version of ``a = relu(pooled + b)``, ``out = a * mask``: returns ``(out, a)``.
+
+    ``a`` is written over ``pooled`` (C-contiguous, (N, PH, PW, F)), which the step no longer needs:
+    one fresh array a step instead of two.
+    """
     f = pooled.shape[-1]
-    out, a = np.empty_like(pooled), np.empty_like(pooled)
-    _bias_relu_dropout_kernel(pooled.reshape(-1, f), b, mask.reshape(-1, f),
-                              out.reshape(-1, f), a.reshape(-1, f))
-    return out, a
+    out = np.empty_like(pooled)
+    rows = pooled.reshape(-1, f)
+    _bias_relu_dropout_kernel(rows, b, mask.reshape(-1, f), out.reshape(-1, f), rows)
+    return out, pooled
 
 
 @compiled()
-def _relu_dropout_backward_kernel(dout, a, mask, d):  # pragma: no cover - compiled
-    for i in range(dout.shape[0]):
-        d[i] = dout[i] * mask[i] if a[i] > 0 else 0.0
+def _relu_dropout_backward_kernel(dout, a, mask, d, sums):  # pragma: no cover - compiled
+    rows, f = dout.shape
+    for r in range(rows):
+        for c in range(f):
+            d[r, c] = dout[r, c] * mask[r, c] if a[r, c] > 0 else 0.0
+        for c in range(f):
+            sums[c] += d[r, c]
 
 
-def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Numba version of ``dout * mask * (a > 0)``."""
+def relu_dropout_backward_numba(dout: np.ndarray, a: np.ndarray,
+                                mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numba version of ``d = dout * mask * (a > 0)`` and the bias's gradient ``d.sum(axis=(0, 1, 2))``,
+    in one pass: returns ``(d, db)``, ``db`` summed in float64 row by row, in ``d``'s dtype."""
+    f = dout.shape[-1]
     d = np.empty_like(dout)
-    _relu_dropout_backward_kernel(dout.reshape(-1), a.reshape(-1), mask.reshape(-1), d.reshape(-1))
-    return d
+    sums = np.zeros(f)
+    _relu_dropout_backward_kernel(np.ascontiguousarray(dout).reshape(-1, f), a.reshape(-1, f),
+                                  mask.reshape(-1, f), d.reshape(-1, f), sums)
+    return d, sums.astype(d.dtype)
 
 
 # --------------------------------------------------------------------------- convolution + max-pooling

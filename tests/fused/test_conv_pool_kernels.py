@@ -63,11 +63,17 @@ def test_elementwise_kernels_match_relu_and_dropout(dtype):
     pooled = rng.standard_normal((4, 5, 5, 6)).astype(dtype)
     b = rng.standard_normal(6).astype(dtype)
     mask = ((rng.random(pooled.shape) > 0.3) / 0.7).astype(dtype)
+    expected_a = np.maximum(pooled + b, 0)
     out, a = fast.bias_relu_dropout_numba(pooled, b, mask)
-    np.testing.assert_array_equal(a, np.maximum(pooled + b, 0))
-    np.testing.assert_array_equal(out, np.maximum(pooled + b, 0) * mask)
+    np.testing.assert_array_equal(a, expected_a)
+    np.testing.assert_array_equal(out, expected_a * mask)
+    assert a is pooled  # written over its input, which the step no longer needs
     dout = rng.standard_normal(pooled.shape).astype(dtype)
-    np.testing.assert_array_equal(fast.relu_dropout_backward_numba(dout, a, mask), dout * mask * (a > 0))
+    d, db = fast.relu_dropout_backward_numba(dout, a, mask)
+    np.testing.assert_array_equal(d, dout * mask * (a > 0))
+    assert db.dtype == dtype
+    np.testing.assert_allclose(db, (dout * mask * (a > 0)).astype(np.float64).sum(axis=(0, 1, 2)),
+                               rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
 # --------------------------------------------------------------------------- block by block
