@@ -126,6 +126,26 @@ def backprop_anchors() -> set[str]:
     return anchors
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # every control character but tab and newline
+
+
+def test_the_text_holds_no_control_characters():
+    """A backslash escape written through a non-raw string (``"\\rfloor"``, ``"\\frac"``) leaves a
+    carriage return or a form feed in the text: TeX then reads "floor" and "rac", and the site shows an
+    error. No document, notebook or source file holds a control character other than tab and newline."""
+    folders = ["docs", "minicnn", "tests", "benchmarks", "examples"]
+    files = [ROOT / "README.md", ROOT / "CHANGELOG.md",
+             *(path for folder in folders for path in sorted((ROOT / folder).rglob("*"))
+               if path.suffix in {".md", ".py", ".ipynb", ".toml", ".yml", ".json"})]
+    assert len(files) >= 100
+    found = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found += [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {match[0]!r}"
+                  for match in CONTROL.finditer(text)]
+    assert not found, found
+
+
 def test_github_anchors_follow_githubs_rules():
     assert github_anchor("The fast path: one step for Conv2D → MaxPool2D → Dropout") == (
         "the-fast-path-one-step-for-conv2d--maxpool2d--dropout")
