@@ -2,6 +2,7 @@
 
     python benchmarks/cold_start.py               # 3 repetitions of a cold and a warm process
     python benchmarks/cold_start.py --repeats 1 --images 1280   # a smoke run
+    python benchmarks/cold_start.py --tree before=/tmp/old      # also another checkout, alternating
 
 Each repetition runs two fresh processes (``--worker``) on one new, empty cache folder
 (``NUMBA_CACHE_DIR``): the first finds the cache cold and compiles minicnn's kernels, the second
@@ -11,6 +12,8 @@ random 28x28 images (batch 128); the first-epoch overhead is the first epoch min
 Beside it: how many kernel versions Numba compiled and loaded from the cache, and the seconds
 spent compiling (Numba's ``numba:compile`` events, outermost ones only). Reported are the
 median and the smallest over the repetitions, with the CPU and the date (``machine.py``).
+With ``--tree NAME=DIR`` each repetition also runs the checkout in DIR (``PYTHONPATH``), right
+after this one's, with its own empty cache: its rows are "NAME, cold" and "NAME, warm".
 """
 
 from __future__ import annotations
@@ -69,17 +72,23 @@ def worker(images: int, batch_size: int) -> dict:
         start = time.perf_counter()
         model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch, verbose=0, seed=0)
         epochs.append(time.perf_counter() - start)
-    from minicnn.trainers.progress import minicnn_kernels
+    from numba.core.dispatcher import Dispatcher
 
-    kernels = minicnn_kernels()
+    # every Numba kernel of the minicnn modules imported (as minicnn.trainers.progress.minicnn_kernels,
+    # which an older checkout given by --tree may lack)
+    kernels = [value for name, module in list(sys.modules.items()) if name.split(".")[0] == "minicnn"
+               for value in vars(module).values() if isinstance(value, Dispatcher)]
     return {"import_s": imported, "first_epoch_s": epochs[0], "steady_epoch_s": epochs[1],
             "overhead_s": epochs[0] - epochs[1], "compile_s": timer.seconds,
             "compiled": sum(sum(k.stats.cache_misses.values()) for k in kernels),
             "loaded": sum(sum(k.stats.cache_hits.values()) for k in kernels)}
 
 
-def spawn(cache: str, images: int, batch_size: int) -> dict:
+def spawn(cache: str, images: int, batch_size: int, tree: Path | None = None) -> dict:
+    """One worker process on the Numba cache folder ``cache``; ``tree``: a checkout to import instead."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     env.pop("MINICNN_IMPLEMENTATION", None)  # the fast implementation, whose kernels compile
     done = subprocess.run([sys.executable, __file__, "--worker", "--images", str(images),
                            "--batch-size", str(batch_size)], env=env, capture_output=True, text=True)
@@ -113,25 +122,36 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sibling(name: str):
+    """The module ``benchmarks/<name>.py``."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def machine_description() -> str:
-    spec = importlib.util.spec_from_file_location("machine", Path(__file__).with_name("machine.py"))
-    machine = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(machine)
+    machine = sibling("machine")
     return machine.describe_cpu(machine.cpu_info())
 
 
 def drive(args: argparse.Namespace) -> None:
-    runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    trees = [(None, None), *args.tree]
+    runs: dict[str, list[dict]] = {kind if name is None else f"{name}, {kind}": []
+                                   for name, _ in trees for kind in KINDS}
     for repeat in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="minicnn-cold-start-") as cache:
-            for kind in KINDS:  # the first process fills the empty cache, the second finds it warm
-                run = spawn(cache, args.images, args.batch_size)
-                runs[kind].append(run)
-                print(f"repetition {repeat + 1}, {kind}: overhead {run['overhead_s']:.1f} s, compiling "
-                      f"{run['compile_s']:.1f} s, {run['compiled']} compiled, {run['loaded']} loaded",
-                      flush=True)
+        for name, tree in trees:
+            with tempfile.TemporaryDirectory(prefix="minicnn-cold-start-") as cache:
+                for kind in KINDS:  # the first process fills the empty cache, the second finds it warm
+                    label = kind if name is None else f"{name}, {kind}"
+                    run = spawn(cache, args.images, args.batch_size, tree)
+                    runs[label].append(run)
+                    print(f"repetition {repeat + 1}, {label}: overhead {run['overhead_s']:.1f} s, compiling "
+                          f"{run['compile_s']:.1f} s, {run['compiled']} compiled, {run['loaded']} loaded",
+                          flush=True)
     results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": machine_description(),
                "images": args.images, "batch_size": args.batch_size, "repeats": args.repeats,
+               "trees": {name: str(tree) for name, tree in args.tree},
                "runs": runs, "summary": summarize(runs)}
     print("\n" + markdown(results))
     if args.out:
@@ -146,6 +166,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=6400, help="images per epoch (6400: 50 batches)")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (128)")
     parser.add_argument("--out", type=Path, help="also write cold_start.json and cold_start.md here")
+    parser.add_argument("--tree", type=sibling("bench_zoo").parse_tree, action="append", default=[],
+                        metavar="NAME=DIR", help="also another minicnn checkout, alternating; repeatable")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for flag, value in (("--repeats", args.repeats), ("--images", args.images),

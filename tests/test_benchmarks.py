@@ -180,6 +180,14 @@ def test_cold_start_reports_the_median_and_the_smallest_of_each_kind():
                                 "compiled_min": 30}}
 
 
+def test_cold_start_takes_another_checkout_by_name_and_refuses_a_folder_without_minicnn(tmp_path, capsys):
+    cold_start, checkout = load("cold_start"), BENCHMARKS.parent
+    assert cold_start.parse_args(["--tree", f"before={checkout}"]).tree == [("before", checkout)]
+    with pytest.raises(SystemExit):
+        cold_start.parse_args(["--tree", f"before={tmp_path}"])
+    assert "expected NAME=DIR with DIR a minicnn checkout" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", [["--repeats", "0"], ["--images", "0"], ["--batch-size", "0"]])
 def test_cold_start_rejects_bad_flags(bad, capsys):
     with pytest.raises(SystemExit):
