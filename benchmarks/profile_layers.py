@@ -163,8 +163,10 @@ def print_table(name: str, rows: dict[str, dict[str, float]], batch_size: int, l
                 model_name: str = "seed") -> None:
     total = sum(r["forward"] + r["backward"] for r in rows.values())
     peak, bandwidth = limits["sgemm_square_gflops"], limits["copy_gb_per_s"]
+    work = sum(r.get("forward_flops", 0.0) + r.get("backward_flops", 0.0) for r in rows.values())
     print(f"\n{model_name}, {name} implementation, batch {batch_size}: {total:.1f} ms per step "
-          f"(~{1000 * batch_size / total:,.0f} images/s from the sum of medians)")
+          f"(~{1000 * batch_size / total:,.0f} images/s from the sum of medians); "
+          f"{work / 1e9:.2f} GFLOP a step, {work / (total / 1000) / 1e9:,.0f} GFLOP/s")
     print(f"| {'step':<36} | fwd ms | bwd ms | share | fwd GFLOP/s | bwd GFLOP/s "
           f"| of sgemm {peak:.0f} | GB/s | of copy {bandwidth:.0f} |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
