@@ -156,8 +156,10 @@ def drive(args: argparse.Namespace) -> None:
     print("\n" + markdown(results))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "cold_start.json").write_text(json.dumps(results, indent=1) + "\n")
-        (args.out / "cold_start.md").write_text(markdown(results))
+        from minicnn.files import atomic_write, atomic_write_json
+
+        atomic_write_json(args.out / "cold_start.json", results)
+        atomic_write(args.out / "cold_start.md", lambda f: f.write(markdown(results).encode()))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
