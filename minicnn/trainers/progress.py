@@ -28,8 +28,9 @@ VERBOSE = (0, 1, 2, "auto")
 SECONDS_TO_COMPILE = 0.4
 """Rough seconds to compile one minicnn kernel on 2 idle cores (none has ``prange`` loops, which
 take Numba about twice as long): a cold start of the seed model compiles 26 kernel versions in
-10-15 s. The estimate counts every minicnn kernel not yet compiled, so it is an upper bound for
-one model (about 15 s from an empty cache); ``benchmarks/cold_start.py`` measures."""
+12-25 s on the same 2-core Intel VM type, hours apart. The estimate counts every minicnn kernel not
+yet compiled (41 kernels in all: about 16 s), so the notice gives a rough figure and says
+that a slower or busy machine takes longer; ``benchmarks/cold_start.py`` measures."""
 
 
 def resolve_verbose(verbose: int | str, where: str) -> int:
@@ -125,8 +126,9 @@ def compiling_notice(shown: bool, bar: EpochBar) -> Iterator[None]:
             self.said = True
             seconds = estimated_compile_seconds(kernel)
             if seconds > 1:
-                tqdm.write(f"Compiling minicnn's kernels for this model (first run only, "
-                           f"up to about {seconds:.0f} s on 2 cores) ...", file=sys.stdout)
+                tqdm.write(f"Compiling minicnn's kernels for this model (first run only: about "
+                           f"{seconds:.0f} s on 2 idle cores, longer on a busy or slower machine) ...",
+                           file=sys.stdout)
                 bar.mark_compiling()
 
         def on_end(self, compile_event: event.Event) -> None: ...

@@ -120,8 +120,8 @@ def test_a_compiling_kernel_is_announced_once_before_it_compiles(capsys, monkeyp
         compiled(x)
         compiled(x.astype(np.float32))  # a second signature compiles too, and is not announced again
     out = capsys.readouterr().out
-    assert re.fullmatch(r"Compiling minicnn's kernels for this model "
-                        r"\(first run only, up to about \d+ s on 2 cores\) \.\.\.\n", out), out
+    assert re.fullmatch(r"Compiling minicnn's kernels for this model \(first run only: about \d+ s on 2 idle "
+                        r"cores, longer on a busy or slower machine\) \.\.\.\n", out), out
     with compiling_notice(True, bar):  # compiled already, or loaded from Numba's cache: nothing said
         compiled(x)
     assert capsys.readouterr().out == ""
