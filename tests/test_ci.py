@@ -75,3 +75,26 @@ def test_every_test_ci_names_exists():
         if test:
             assert re.search(rf"^def {test}\(", (ROOT / target).read_text(encoding="utf-8"), re.MULTILINE), (
                 f".ci/run runs {argument}: no such test")
+
+
+def test_no_failing_command_lets_ci_go_on():
+    """``set -e`` ignores a failure of any command of an ``&&`` list but the last: with ``pip install -e
+    ".[dev]" && pytest`` a failed install would skip every test and CI would go on to pass. Every line of
+    ``.ci/run`` that chains commands with ``&&`` (outside comments, ``if`` conditions, subshells that start
+    a line, ``$(...)`` and here-documents) ends in ``|| exit 1``."""
+    lines, heredoc = [], None
+    for line in CI.read_text(encoding="utf-8").splitlines():
+        if heredoc:
+            heredoc = None if line.strip() == heredoc else heredoc
+            continue
+        if opened := re.search(r"<<-?'?(\w+)'?", line):
+            heredoc = opened[1]
+        lines.append(line)
+    chained = []
+    for line in lines:
+        code = re.sub(r"\$\([^()]*(\([^()]*\)[^()]*)*\)", "", line.split("  #")[0]).strip()
+        if " && " in code and not code.startswith(("#", "if ", "(", "elif ", "while ")):
+            chained.append(code)
+    assert len(chained) >= 5, chained  # the README's test command among them
+    assert any(code.startswith('pip install -e ".[dev]" && pytest') for code in chained)
+    assert [code for code in chained if not code.endswith("|| exit 1")] == []
