@@ -19,7 +19,6 @@ after this one's, with its own empty cache: its rows are "NAME, cold" and "NAME,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -29,6 +28,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from bench_zoo import parse_tree  # benchmarks/bench_zoo.py, beside this script
+from machine import cpu_info, describe_cpu  # benchmarks/machine.py, beside this script
 
 KINDS = ("cold", "warm")
 
@@ -122,19 +124,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sibling(name: str):
-    """The module ``benchmarks/<name>.py``."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def machine_description() -> str:
-    machine = sibling("machine")
-    return machine.describe_cpu(machine.cpu_info())
-
-
 def drive(args: argparse.Namespace) -> None:
     trees = [(None, None), *args.tree]
     runs: dict[str, list[dict]] = {kind if name is None else f"{name}, {kind}": []
@@ -149,7 +138,7 @@ def drive(args: argparse.Namespace) -> None:
                     print(f"repetition {repeat + 1}, {label}: overhead {run['overhead_s']:.1f} s, compiling "
                           f"{run['compile_s']:.1f} s, {run['compiled']} compiled, {run['loaded']} loaded",
                           flush=True)
-    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": machine_description(),
+    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": describe_cpu(cpu_info()),
                "images": args.images, "batch_size": args.batch_size, "repeats": args.repeats,
                "trees": {name: str(tree) for name, tree in args.tree},
                "runs": runs, "summary": summarize(runs)}
@@ -168,7 +157,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=6400, help="images per epoch (6400: 50 batches)")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (128)")
     parser.add_argument("--out", type=Path, help="also write cold_start.json and cold_start.md here")
-    parser.add_argument("--tree", type=sibling("bench_zoo").parse_tree, action="append", default=[],
+    parser.add_argument("--tree", type=parse_tree, action="append", default=[],
                         metavar="NAME=DIR", help="also another minicnn checkout, alternating; repeatable")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
